@@ -1,0 +1,1 @@
+"""The Penchant desktop app (PySide6). Empty until the app lands."""

@@ -1,0 +1,48 @@
+"""Penchant: a plugin platform that forecasts shoppers' interests and recommends from them.
+
+This module is the public API that plugins and the desktop app use; everything else in the
+package is internal and may change between releases.
+"""
+
+from __future__ import annotations
+
+from penchant.components import (
+    Component,
+    Context,
+    FeatureExtractor,
+    Model,
+    Preprocessor,
+    Recommender,
+    Source,
+    Validation,
+)
+from penchant.data import Dataset, Events, Features, Recommendations
+from penchant.errors import DataError, PenchantError, PipelineError, PluginError, StoreError
+from penchant.hookspecs import hookimpl
+from penchant.params import Param, parse_duration
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Component",
+    "Context",
+    "DataError",
+    "Dataset",
+    "Events",
+    "FeatureExtractor",
+    "Features",
+    "Model",
+    "Param",
+    "PenchantError",
+    "PipelineError",
+    "PluginError",
+    "Preprocessor",
+    "Recommendations",
+    "Recommender",
+    "Source",
+    "StoreError",
+    "Validation",
+    "__version__",
+    "hookimpl",
+    "parse_duration",
+]

@@ -1,0 +1,94 @@
+"""What a run leaves in its folder, written atomically and read back safely.
+
+``model.pt`` loads with ``torch.load(weights_only=True)``: it holds only tensors, numbers,
+strings and containers, never pickled objects, so a checkpoint from elsewhere cannot run
+code. ``features.npz`` keeps the training matrix and id indexes, for recommending to known
+users and folding in new ones later.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+
+from penchant import atomic
+from penchant.components import Model
+from penchant.data import Features, Recommendations
+from penchant.errors import StoreError
+from penchant.plugins import Registry
+
+MODEL_FORMAT = 1
+
+
+def save_model(model: Model, items: pd.Index, path: Path) -> Path:
+    payload = {"format": MODEL_FORMAT, "plugin": model.name, "params": dict(model.params),
+               "items": [str(i) for i in items], "state": model.state()}
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return atomic.write_bytes(path, buffer.getvalue())
+
+
+def load_model(path: Path, registry: Registry) -> tuple[Model, pd.Index]:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise StoreError(f"{path}: model checkpoint not found") from None
+    except Exception as exc:
+        raise StoreError(f"{path}: not a loadable Penchant checkpoint ({exc})") from None
+    if payload.get("format") != MODEL_FORMAT:
+        raise StoreError(f"{path}: checkpoint format {payload.get('format')!r} is not "
+                         f"{MODEL_FORMAT}")
+    cls = registry.get("model", payload["plugin"], str(path))
+    model = cls(payload["params"], where=str(path))
+    model.load_state(payload["state"])
+    return model, pd.Index(payload["items"], dtype="string")
+
+
+def save_features(features: Features, path: Path) -> Path:
+    arrays: dict[str, Any] = {
+        "users": np.asarray(features.users, dtype=str),
+        "items": np.asarray(features.items, dtype=str),
+        "now": np.asarray([features.now.value], dtype=np.int64),
+    }
+    for name in ("matrix", "history"):
+        m = getattr(features, name).tocsr()
+        arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices,
+                       f"{name}_indptr": m.indptr})
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return atomic.write_bytes(path, buffer.getvalue())
+
+
+def load_features(path: Path) -> dict[str, Any]:
+    """users, items (indexes), now (timestamp), matrix and history (CSR)."""
+    with np.load(path, allow_pickle=False) as z:
+        users = pd.Index(z["users"].astype(str), dtype="string")
+        items = pd.Index(z["items"].astype(str), dtype="string")
+        shape = (len(users), len(items))
+        out: dict[str, Any] = {"users": users, "items": items,
+                               "now": pd.Timestamp(int(z["now"][0]), tz="UTC")}
+        for name in ("matrix", "history"):
+            out[name] = sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"],
+                                       z[f"{name}_indptr"]), shape=shape)
+    return out
+
+
+def write_json(path: Path, value: Any) -> Path:
+    return atomic.write_text(path, json.dumps(value, indent=2, sort_keys=False,
+                                              allow_nan=False, default=str) + "\n")
+
+
+def write_recommendations(path: Path, recs: Recommendations) -> Path:
+    return atomic.write_text(path, recs.frame.to_csv(index=False, float_format="%.6g"))
+
+
+def write_losses(path: Path, rows: list[dict[str, Any]]) -> Path:
+    frame = pd.DataFrame(rows, columns=["model", "epoch", "term", "value"])
+    return atomic.write_text(path, frame.to_csv(index=False))

@@ -1,0 +1,215 @@
+"""The ``penchant`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from penchant.errors import PenchantError, RunInterrupted
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from penchant.store import RunStore
+
+    return RunStore(args.store)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from penchant.pipeline import load_pipeline
+    from penchant.plugins import default_registry
+    from penchant.progress import ProgressPrinter
+    from penchant.report import metrics_table
+    from penchant.runner import Runner
+
+    registry = default_registry()
+    _warn_failures(registry)
+    pipeline = load_pipeline(args.pipeline, registry, args.set or ())
+    runner = Runner(pipeline, registry, _store(args), args.out, [ProgressPrinter()],
+                    device=args.device)
+
+    def terminate(signum: int, _frame: Any) -> None:
+        raise RunInterrupted(f"terminated by signal {signal.Signals(signum).name}")
+
+    signal.signal(signal.SIGTERM, terminate)
+    result = runner.run()
+    print(metrics_table(result.metrics))
+    print(f"\nrun {result.run.id} finished; results in {result.run.out_dir}")
+    return 0
+
+
+def cmd_runs_list(args: argparse.Namespace) -> int:
+    from penchant.report import table
+
+    store = _store(args)
+    rows = []
+    for r in store.runs(limit=args.limit):
+        m = store.metrics(r.id).get(r.model, {})
+        last = list(m)[-1] if m else None
+        key = f"{m[last].get('ndcg@20', float('nan')):.4f} ({last})" if last else ""
+        rows.append([r.id, r.name, r.model, r.status, r.started_at.strftime("%Y-%m-%d %H:%M"),
+                     key])
+    print(table(rows, ["id", "pipeline", "model", "status", "started", "ndcg@20"]))
+    return 0
+
+
+def cmd_runs_show(args: argparse.Namespace) -> int:
+    from penchant.report import metrics_table
+
+    store = _store(args)
+    r = store.run(args.id)
+    print(f"run {r.id}: {r.name} ({r.model}) — {r.status}")
+    print(f"started {r.started_at}" + (f", ended {r.finished_at}" if r.finished_at else ""))
+    print(f"folder: {r.out_dir}")
+    if r.error:
+        print(f"error: {r.error}")
+    metrics = store.metrics(r.id)
+    if metrics:
+        horizons = list(next(iter(metrics.values())))
+        print()
+        print(metrics_table({"results": metrics, "horizons": horizons, "model": r.model,
+                             "cutoff": (r.summary or {}).get("stages", {})
+                             .get("split", {}).get("cutoff", "?")}))
+    for name, path in store.artifacts(r.id).items():
+        print(f"{name}: {path}")
+    if args.pipeline:
+        print("\n" + r.pipeline)
+    return 0
+
+
+def cmd_plugins_list(args: argparse.Namespace) -> int:
+    from penchant.plugins import default_registry
+    from penchant.report import table
+
+    registry = default_registry()
+    rows = [[c.kind, c.name, c.package, c.version, c.cls.description]
+            for c in registry.all()]
+    print(table(rows, ["kind", "name", "package", "version", "description"]))
+    if registry.failures:
+        print("\nplugins that failed to load:")
+        for failure in registry.failures:
+            print(f"  {failure}")
+    return 0
+
+
+def cmd_plugins_info(args: argparse.Namespace) -> int:
+    from penchant.plugins import default_registry
+
+    registry = default_registry()
+    found = registry.find(args.name)
+    if not found:
+        names = ", ".join(c.name for c in registry.all())
+        raise PenchantError(f"no component named {args.name!r}; installed: {names}")
+    for info in found:
+        print(f"{info.name} ({info.kind}) from {info.package} {info.version} "
+              f"[{info.plugin}]")
+        print(f"  {info.cls.description}")
+        doc = (info.cls.__doc__ or "").strip()
+        if doc and doc != info.cls.description:
+            print("  " + "\n  ".join(doc.splitlines()))
+        print("  parameters:")
+        for p in info.cls.schema():
+            print(f"    {p.describe()}")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from penchant.trained import TrainedRun
+
+    trained = TrainedRun(args.run_id, _store(args))
+    frame = trained.recommend(args.user, args.k)
+    if args.json:
+        print(json.dumps(frame.to_dict(orient="records"), default=str))
+    else:
+        print(frame.to_string(index=False))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from penchant.demo_shop import generate
+
+    paths = generate(args.out_dir, users=args.users, items=args.items, months=args.months,
+                     seed=args.seed)
+    for name, path in paths.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="penchant", description="Forecast shoppers' interests and recommend from them.")
+    parser.add_argument("--store", help="run store SQLAlchemy URL (default: $PENCHANT_STORE "
+                                        "or a SQLite file under $PENCHANT_HOME)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a pipeline file headless")
+    run.add_argument("pipeline", type=Path)
+    run.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
+                     help="override a pipeline value, e.g. --set model.epochs=20")
+    run.add_argument("--out", type=Path, help="folder for the run's files")
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.set_defaults(func=cmd_run)
+
+    runs = sub.add_parser("runs", help="list and inspect recorded runs").add_subparsers(
+        dest="runs_command", required=True)
+    runs_list = runs.add_parser("list", help="recent runs")
+    runs_list.add_argument("--limit", type=int, default=20)
+    runs_list.set_defaults(func=cmd_runs_list)
+    runs_show = runs.add_parser("show", help="one run in full")
+    runs_show.add_argument("id", type=int)
+    runs_show.add_argument("--pipeline", action="store_true", help="print its pipeline too")
+    runs_show.set_defaults(func=cmd_runs_show)
+
+    plugins = sub.add_parser("plugins", help="installed components").add_subparsers(
+        dest="plugins_command", required=True)
+    plugins.add_parser("list", help="every component and failed plugin").set_defaults(
+        func=cmd_plugins_list)
+    info = plugins.add_parser("info", help="a component's description and parameters")
+    info.add_argument("name")
+    info.set_defaults(func=cmd_plugins_info)
+
+    rec = sub.add_parser("recommend", help="a user's recommendations from a finished run")
+    rec.add_argument("run_id", type=int)
+    rec.add_argument("--user", required=True)
+    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("--json", action="store_true", help="print JSON records")
+    rec.set_defaults(func=cmd_recommend)
+
+    gen = sub.add_parser("generate", help="generate data").add_subparsers(
+        dest="what", required=True)
+    shop = gen.add_parser("demo-shop", help="a synthetic shop whose interests evolve")
+    shop.add_argument("out_dir", type=Path)
+    shop.add_argument("--users", type=int, default=3000)
+    shop.add_argument("--items", type=int, default=1000)
+    shop.add_argument("--months", type=int, default=18)
+    shop.add_argument("--seed", type=int, default=0)
+    shop.set_defaults(func=cmd_generate)
+    return parser
+
+
+def _warn_failures(registry: Any) -> None:
+    for failure in registry.failures:
+        print(f"warning: plugin skipped: {failure}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PenchantError as exc:
+        if isinstance(exc, RunInterrupted):
+            print(f"\ninterrupted: {exc}", file=sys.stderr)
+            return 130
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Base classes of the five component kinds.
+
+A plugin registers subclasses of these. Each class says who it is (``name``,
+``description``), what it accepts (``params``, a tuple of :class:`~penchant.params.Param`)
+and implements one or two methods. The host builds instances with validated parameters and
+calls them in pipeline order; components never call each other.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from penchant.data import (
+    OPTIONAL_MAPPING,
+    REQUIRED_MAPPING,
+    Dataset,
+    Features,
+    Recommendations,
+)
+from penchant.params import Param, ParamValues, validate
+
+KINDS = ("source", "preprocessor", "features", "model", "recommender")
+_COMPONENT_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+@dataclass
+class Context:
+    """What a running component may use from the host, without importing the runner.
+
+    ``report`` collects figures a stage wants recorded with the run (rows dropped, …);
+    ``progress`` and ``log`` reach the observer hooks; ``check_cancelled`` raises when the
+    user stopped the run, so long loops call it between steps.
+    """
+
+    seed: int = 0
+    device: str = "auto"
+    work_dir: str | None = None
+    report: dict[str, Any] = field(default_factory=dict)
+    log: Callable[[str], None] = lambda message: None
+    progress: Callable[[str, int, int], None] = lambda stage, done, total: None
+    epoch_end: Callable[[int, dict[str, float], dict[str, float]], None] = (
+        lambda epoch, losses, metrics: None)
+    check_cancelled: Callable[[], None] = lambda: None
+
+
+class Component:
+    """Common to every kind: identity, parameters, and construction from validated values."""
+
+    kind: ClassVar[str] = ""
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, params: ParamValues | dict[str, Any] | None = None,
+                 where: str | None = None, base_dir: str | Path | None = None) -> None:
+        raw = dict(params or {})
+        self.params: ParamValues = validate(self.schema(), raw, where or f"[{self.name}]")
+        #: Folder that relative paths are read against: the pipeline file's folder.
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+
+    def resolve_path(self, path: str | Path) -> Path:
+        return (self.base_dir / Path(path).expanduser()).resolve()
+
+    @classmethod
+    def schema(cls) -> tuple[Param, ...]:
+        """Every parameter this component accepts (base-class ones included)."""
+        return cls.params
+
+    @classmethod
+    def contract_problems(cls) -> list[str]:
+        """Why the host must refuse this class (empty when it keeps the contract)."""
+        problems = []
+        if cls.kind not in KINDS:
+            problems.append(f"kind {cls.kind!r} is not one of {', '.join(KINDS)}")
+        if not isinstance(cls.name, str) or not _COMPONENT_NAME.match(cls.name):
+            problems.append(f"name {cls.name!r} must be lower-case letters, digits and dashes")
+        if not cls.description:
+            problems.append("description is empty")
+        seen = set()
+        for p in cls.schema():
+            if not isinstance(p, Param):
+                problems.append(f"parameter {p!r} is not a penchant.Param")
+                continue
+            if p.name in seen:
+                problems.append(f"parameter {p.name!r} is declared twice")
+            seen.add(p.name)
+            problems.extend(f"parameter {p.name!r}: {x}" for x in p.contract_problems())
+        return problems
+
+
+class Source(Component):
+    """Reads events (and optional item/user side tables) from somewhere.
+
+    Every source shares the column mapping and time parsing parameters below; a subclass
+    adds its own (a path, a URL…) in ``params``.
+    """
+
+    kind = "source"
+    common_params: ClassVar[tuple[Param, ...]] = (
+        Param("columns", "table", items="str", required=True,
+              keys=REQUIRED_MAPPING + OPTIONAL_MAPPING,
+              help="source column for each of user, item, time (required), event, value"),
+        Param("time_unit", "str", "auto", choices=("auto", "s", "ms", "iso"),
+              help="how times are written: epoch seconds/milliseconds, ISO 8601, or guess"),
+        Param("items", "table", items="str", keys=("path", "table", "id"),
+              help="item side table, e.g. { path = \"items.csv\", id = \"item_id\" }"),
+        Param("users", "table", items="str", keys=("path", "table", "id"),
+              help="user side table, e.g. { path = \"users.csv\", id = \"user_id\" }"),
+    )
+
+    @classmethod
+    def schema(cls) -> tuple[Param, ...]:
+        return cls.common_params + cls.params
+
+    def __init__(self, params: ParamValues | dict[str, Any] | None = None,
+                 where: str | None = None, base_dir: str | Path | None = None) -> None:
+        super().__init__(params, where, base_dir)
+        missing = [c for c in REQUIRED_MAPPING if c not in self.params.columns]
+        if missing:
+            from penchant.errors import PipelineError
+
+            raise PipelineError(f"{where or self.name}: key 'columns' must map "
+                                f"{', '.join(missing)}, e.g. columns = {{ user = \"user_id\", "
+                                "item = \"item_id\", time = \"timestamp\" }")
+
+    def available_columns(self) -> list[str]:
+        """Column names the events table has, read cheaply (a header, a schema)."""
+        raise NotImplementedError
+
+    def describe_origin(self) -> str:
+        """Where the data comes from, for messages (a path, a masked URL)."""
+        return self.name
+
+    def load(self, ctx: Context) -> Dataset:
+        """Read everything, mapped to canonical columns (see :class:`~penchant.data.Events`)."""
+        raise NotImplementedError
+
+
+class Preprocessor(Component):
+    """Takes a dataset and returns a cleaned or filtered one; never invents users or items."""
+
+    kind = "preprocessor"
+
+    def apply(self, dataset: Dataset, ctx: Context) -> Dataset:
+        raise NotImplementedError
+
+
+class FeatureExtractor(Component):
+    """Adds to :class:`~penchant.data.Features` (matrix, side blocks, extras).
+
+    Extractors only read ``features.dataset`` (events before ``features.now``) and keep the
+    given ``users``/``items`` order, so the same extractor serves training and the fold-in
+    of a user the model never saw.
+    """
+
+    kind = "features"
+
+    def extract(self, features: Features, ctx: Context) -> Features:
+        raise NotImplementedError
+
+
+@dataclass
+class Validation:
+    """A temporal hold-out inside the training period, for early stopping.
+
+    ``features`` are built from events before the validation cut (same indexes as
+    training); ``targets`` mark what each user did after it that they had not done before.
+    """
+
+    features: Features
+    targets: sp.csr_matrix
+    k: int = 20
+
+
+class Model(Component):
+    """Learns from features and scores every item for some users.
+
+    ``state`` must hold only tensors, arrays, numbers, strings and containers of them, so a
+    checkpoint loads with ``torch.load(weights_only=True)``.
+    """
+
+    kind = "model"
+
+    def fit(self, features: Features, validation: Validation | None, ctx: Context) -> None:
+        raise NotImplementedError
+
+    def score(self, features: Features, rows: np.ndarray) -> np.ndarray:
+        """Scores (len(rows) × n_items, higher is better) for users at ``rows``."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class Recommender(Component):
+    """Turns a model's scores into ranked lists."""
+
+    kind = "recommender"
+
+    def recommend(self, model: Model, features: Features, rows: np.ndarray, k: int,
+                  ctx: Context) -> Recommendations:
+        raise NotImplementedError
+
+
+BASES: dict[str, type[Component]] = {
+    "source": Source,
+    "preprocessor": Preprocessor,
+    "features": FeatureExtractor,
+    "model": Model,
+    "recommender": Recommender,
+}
+
+
+def empty_recommendations() -> Recommendations:
+    return Recommendations(pd.DataFrame({"user": pd.Series(dtype="string"),
+                                         "item": pd.Series(dtype="string"),
+                                         "rank": pd.Series(dtype="int64"),
+                                         "score": pd.Series(dtype="float32")}))

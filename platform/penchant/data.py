@@ -1,0 +1,238 @@
+"""The one data model every stage passes along.
+
+``Events`` (the interaction log), optional ``items``/``users`` side tables bundled in a
+``Dataset``, ``Features`` for models, and ``Recommendations``. Stages take and return these
+so any of them can be swapped or skipped without the others knowing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from penchant.errors import DataError
+
+#: Canonical event columns; ``row`` is the position in the source (line number in a file,
+#: row number in a table) so that any problem can be reported where the user can find it.
+EVENT_COLUMNS = ("user", "item", "time", "event", "value", "row")
+REQUIRED_MAPPING = ("user", "item", "time")
+OPTIONAL_MAPPING = ("event", "value")
+DEFAULT_EVENT = "interaction"
+TIME_DTYPE = "datetime64[ns, UTC]"
+
+
+def parse_times(values: pd.Series, unit: str = "auto") -> pd.Series:
+    """Times as UTC; unparseable values become NaT (reported later, with their rows).
+
+    ``unit`` is ``"auto"`` (numbers are epoch seconds, strings ISO 8601), ``"s"``/``"ms"``
+    (epoch numbers), or ``"iso"``.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        out = pd.to_datetime(values, utc=True)
+        return out.astype(TIME_DTYPE)
+    if unit in ("s", "ms") or (unit == "auto" and pd.api.types.is_numeric_dtype(values)):
+        numbers = pd.to_numeric(values, errors="coerce")
+        numbers = numbers.where(np.isfinite(numbers))
+        out = pd.to_datetime(numbers, unit="s" if unit == "auto" else unit, utc=True,
+                             errors="coerce")
+        return out.astype(TIME_DTYPE)
+    text = values.astype("string")
+    if unit == "auto":
+        numeric = pd.to_numeric(text, errors="coerce")
+        if numeric.notna().sum() == text.notna().sum() and text.notna().any():
+            return parse_times(numeric, "s")
+    out = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    return out.astype(TIME_DTYPE)
+
+
+@dataclass(frozen=True)
+class Events:
+    """The interaction log: one row per (user, item, time, event type, optional value)."""
+
+    frame: pd.DataFrame
+
+    @classmethod
+    def from_frame(cls, frame: pd.DataFrame, time_unit: str = "auto") -> Events:
+        """Coerce a frame that already uses canonical column names.
+
+        Bad values are kept as nulls rather than raised on, so that a preprocessor can drop
+        them with a report, or :meth:`check` can name every offending row at once.
+        """
+        missing = [c for c in REQUIRED_MAPPING if c not in frame.columns]
+        if missing:
+            raise DataError(f"events lack column(s) {', '.join(missing)}")
+        out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
+        for col in ("user", "item"):
+            ids = frame[col].reset_index(drop=True)
+            if pd.api.types.is_float_dtype(ids):
+                # Integer ids read with a missing value come back as floats: 3.0 → "3".
+                ids = ids.astype("Int64")
+            out[col] = ids.astype("string").str.strip().replace("", pd.NA).astype("category")
+        out["time"] = parse_times(frame["time"].reset_index(drop=True), time_unit)
+        if "event" in frame.columns:
+            out["event"] = (frame["event"].reset_index(drop=True).astype("string")
+                            .fillna(DEFAULT_EVENT).astype("category"))
+        else:
+            out["event"] = pd.Categorical([DEFAULT_EVENT] * len(frame))
+        if "value" in frame.columns:
+            out["value"] = pd.to_numeric(frame["value"].reset_index(drop=True),
+                                         errors="coerce").astype("float64")
+        else:
+            out["value"] = np.nan
+        if "row" in frame.columns:
+            out["row"] = frame["row"].to_numpy(dtype="int64")
+        else:
+            out["row"] = np.arange(1, len(frame) + 1, dtype="int64")
+        return cls(out)
+
+    @classmethod
+    def concat(cls, parts: Iterable[Events]) -> Events:
+        frames = [p.frame for p in parts]
+        if not frames:
+            return cls.from_frame(pd.DataFrame({c: [] for c in REQUIRED_MAPPING}))
+        frame = pd.concat(frames, ignore_index=True)
+        for col in ("user", "item", "event"):
+            frame[col] = frame[col].astype("string").astype("category")
+        return cls(frame)
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def malformed(self) -> pd.Series:
+        """Boolean mask of rows that cannot be used: null user or item, unparseable time."""
+        f = self.frame
+        return f["user"].isna() | f["item"].isna() | f["time"].isna()
+
+    def check(self, origin: str) -> None:
+        """Raise a :class:`DataError` naming the first bad rows, if there are any."""
+        bad = self.malformed()
+        if bad.any():
+            f = self.frame[bad]
+            reasons = []
+            for col, label in (("user", "null user"), ("item", "null item"),
+                               ("time", "unparseable or missing time")):
+                rows = f.loc[f[col].isna(), "row"].tolist()
+                if rows:
+                    shown = ", ".join(map(str, rows[:10])) + (" …" if len(rows) > 10 else "")
+                    reasons.append(f"{len(rows)} with {label} (rows {shown})")
+            raise DataError(
+                f"{origin}: {int(bad.sum())} malformed event row(s): " + "; ".join(reasons)
+                + ". Fix the data, or add `[[preprocess]] plugin = \"drop-malformed\"`."
+            )
+        if len(self.frame) == 0:
+            raise DataError(f"{origin}: no events left")
+
+    def select(self, mask: pd.Series | np.ndarray) -> Events:
+        return Events(self.frame[np.asarray(mask)].reset_index(drop=True))
+
+    @property
+    def start(self) -> pd.Timestamp:
+        return self.frame["time"].min()
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return self.frame["time"].max()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Events plus optional side tables (indexed by original item / user id) and provenance."""
+
+    events: Events
+    items: pd.DataFrame | None = None
+    users: pd.DataFrame | None = None
+    provenance: tuple[str, ...] = ()
+
+    def with_events(self, events: Events, note: str | None = None) -> Dataset:
+        prov = self.provenance + ((note,) if note else ())
+        return replace(self, events=events, provenance=prov)
+
+    def noted(self, note: str) -> Dataset:
+        return replace(self, provenance=(*self.provenance, note))
+
+
+@dataclass
+class Features:
+    """What models read: a sparse user×item matrix over fixed id indexes, plus side blocks.
+
+    ``users`` and ``items`` fix the row and column order (original ids). ``history`` marks
+    every (user, item) seen in any event, whatever its weight, for excluding seen items.
+    ``now`` is the reference time: everything here comes from events before it. Extractors
+    add to ``user_side`` / ``item_side`` (dense blocks, one row per user / item) or
+    ``extra`` (anything else, e.g. per-window slices for temporal models).
+    """
+
+    users: pd.Index
+    items: pd.Index
+    now: pd.Timestamp
+    dataset: Dataset
+    matrix: sp.csr_matrix | None = None
+    history: sp.csr_matrix | None = None
+    user_side: dict[str, np.ndarray] = field(default_factory=dict)
+    item_side: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, dataset: Dataset, now: pd.Timestamp,
+              users: pd.Index | None = None, items: pd.Index | None = None) -> Features:
+        """Empty features over the dataset's ids (or given ones, e.g. a model's catalogue)."""
+        f = dataset.events.frame
+        users = users if users is not None else pd.Index(
+            pd.unique(f["user"].astype("string")), dtype="string")
+        items = items if items is not None else pd.Index(
+            pd.unique(f["item"].astype("string")), dtype="string")
+        feats = cls(users=users, items=items, now=now, dataset=dataset)
+        feats.history = feats.interaction_matrix(np.ones(len(f), dtype=np.float32), binary=True)
+        return feats
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.users), len(self.items)
+
+    def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Row and column index of every event; -1 where the id is outside the indexes."""
+        f = self.dataset.events.frame
+        rows = self.users.get_indexer(f["user"].astype("string"))
+        cols = self.items.get_indexer(f["item"].astype("string"))
+        return rows, cols
+
+    def interaction_matrix(self, weights: np.ndarray, binary: bool = False,
+                           reduce: str = "sum") -> sp.csr_matrix:
+        """Sum (or max) per-event ``weights`` into a user×item CSR over these indexes."""
+        rows, cols = self.coordinates()
+        keep = (rows >= 0) & (cols >= 0) & (weights != 0)
+        rows, cols, w = rows[keep], cols[keep], weights[keep].astype(np.float32)
+        if reduce == "max" and len(w):
+            key = rows.astype(np.int64) * len(self.items) + cols
+            order = np.lexsort((w, key))
+            key, w = key[order], w[order]
+            last = np.r_[key[1:] != key[:-1], True]
+            rows, cols, w = (key[last] // len(self.items)).astype(np.int64), \
+                key[last] % len(self.items), w[last]
+        m = sp.csr_matrix((w, (rows, cols)), shape=self.shape, dtype=np.float32)
+        m.sum_duplicates()
+        if binary:
+            m.data[:] = 1.0
+        return m
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Top-k per user: columns ``user, item, rank, score`` (original ids, rank from 1)."""
+
+    frame: pd.DataFrame
+
+    COLUMNS = ("user", "item", "rank", "score")
+
+    def for_user(self, user: str) -> pd.DataFrame:
+        return self.frame[self.frame["user"] == str(user)]
+
+    def lists(self) -> dict[str, list[str]]:
+        """User → items in rank order, for metrics."""
+        ordered = self.frame.sort_values(["user", "rank"], kind="stable")
+        return {u: g["item"].tolist() for u, g in ordered.groupby("user", sort=False)}

@@ -1,0 +1,99 @@
+"""Ranking metrics over top-k lists, all computed from one hit matrix.
+
+Conventions (tested against hand-computed values): binary gain; NDCG's ideal DCG and
+Recall's denominator use min(k, |relevant|), so a perfect list scores 1 even when a user has
+fewer relevant items than k; MRR is reciprocal rank of the first hit within k (0 if none);
+coverage is the share of the catalogue that appears in anyone's top-k.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+METRICS = ("ndcg", "recall", "precision", "hr", "mrr", "coverage")
+
+
+def hit_matrix(lists: Sequence[Sequence[str]], relevant: Sequence[Iterable[str]],
+               depth: int) -> np.ndarray:
+    """hits[u, j] is True when the j-th recommendation of user u is relevant."""
+    hits = np.zeros((len(lists), depth), dtype=bool)
+    for u, (recs, rel) in enumerate(zip(lists, relevant, strict=True)):
+        rel = set(rel)
+        for j, item in enumerate(recs[:depth]):
+            hits[u, j] = item in rel
+    return hits
+
+
+def _discounts(depth: int) -> np.ndarray:
+    return 1.0 / np.log2(np.arange(2, depth + 2))
+
+
+def ndcg_rows(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """NDCG@k of each row (0 where a row has nothing relevant)."""
+    h = hits[:, :k].astype(np.float64)
+    disc = _discounts(k)
+    dcg = (h * disc[: h.shape[1]]).sum(axis=1)
+    idcg = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_relevant, k)]
+    return np.divide(dcg, idcg, out=np.zeros(len(h)), where=idcg > 0)
+
+
+def metrics_from_hits(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str, float]:
+    """Per-user averages of every list metric at k (coverage excluded: it needs the lists)."""
+    if len(hits) == 0:
+        return {name: float("nan") for name in METRICS if name != "coverage"}
+    h = hits[:, :k].astype(np.float64)
+    ideal_len = np.minimum(n_relevant, k)
+    n_hits = h.sum(axis=1)
+    first = np.where(h.any(axis=1), h.argmax(axis=1) + 1, 0)
+    rr = np.divide(1.0, first, out=np.zeros(len(h)), where=first > 0)
+    return {
+        "ndcg": float(np.mean(ndcg_rows(hits, n_relevant, k))),
+        "recall": float(np.mean(n_hits / ideal_len)),
+        "precision": float(np.mean(n_hits / k)),
+        "hr": float(np.mean(n_hits > 0)),
+        "mrr": float(np.mean(rr)),
+    }
+
+
+def coverage(lists: Iterable[Sequence[str]], k: int, catalogue_size: int) -> float:
+    shown = {item for recs in lists for item in recs[:k]}
+    return len(shown) / catalogue_size if catalogue_size else float("nan")
+
+
+def evaluate_lists(recommended: Mapping[str, Sequence[str]],
+                   relevant: Mapping[str, Sequence[str]], ks: Sequence[int],
+                   catalogue_size: int) -> dict[str, float]:
+    """Every metric at every k, e.g. ``{"ndcg@10": …, "users": 812}``.
+
+    Users are those in ``relevant``; a user with no recommendations counts as all misses.
+    """
+    users = sorted(relevant)
+    lists = [list(recommended.get(u, ())) for u in users]
+    rels = [relevant[u] for u in users]
+    depth = max(ks)
+    hits = hit_matrix(lists, rels, depth)
+    n_rel = np.array([len(set(r)) for r in rels], dtype=np.int64)
+    out: dict[str, float] = {"users": float(len(users))}
+    for k in ks:
+        for name, value in metrics_from_hits(hits, n_rel, k).items():
+            out[f"{name}@{k}"] = value
+        out[f"coverage@{k}"] = coverage(lists, k, catalogue_size)
+    return out
+
+
+def ndcg_from_scores(scores: np.ndarray, targets: sp.csr_matrix, k: int) -> np.ndarray:
+    """Per-row NDCG@k of dense scores against a sparse target matrix (rows with no target
+    are NaN): the early-stopping metric, computed without building string lists."""
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    hits = np.asarray(targets[np.arange(len(scores))[:, None], top].todense()) > 0
+    n_rel = np.diff(targets.indptr)
+    out = np.full(len(scores), np.nan)
+    has = n_rel > 0
+    out[has] = ndcg_rows(hits[has], n_rel[has], k)
+    return out

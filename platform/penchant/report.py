@@ -1,0 +1,45 @@
+"""Text renderings of results, shared by the CLI and anything else that prints them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+
+def metrics_table(metrics: Mapping[str, Any],
+                  columns: Sequence[str] = ("ndcg@10", "ndcg@20", "recall@20"),
+                  ) -> str:
+    """Models as rows (the pipeline's model first), one column per horizon and metric."""
+    results = metrics["results"]
+    main = metrics.get("model")
+    names = sorted(results, key=lambda n: (n != main, n))
+    horizons = list(metrics["horizons"])
+    wanted = [c for c in columns if any(c in results[n][h] for n in names for h in horizons)]
+    header = ["model"] + [f"{h} {c}" for h in horizons for c in wanted]
+    rows = [header]
+    for name in names:
+        row = [name + (" *" if name == main else "")]
+        for h in horizons:
+            for c in wanted:
+                value = results[name][h].get(c)
+                row.append("-" if value is None else f"{value:.4f}")
+        rows.append(row)
+    users = [f"{h}: {int(results[names[0]][h].get('users') or 0)} users" for h in horizons]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.rjust(w) if i else cell.ljust(w)
+                       for i, (cell, w) in enumerate(zip(r, widths, strict=True)))
+             for r in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines.append(f"cutoff {metrics['cutoff']}; evaluated " + ", ".join(users)
+                 + "; * = the pipeline's model")
+    return "\n".join(lines)
+
+
+def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
+    cells = [list(map(str, header))] + [[("" if v is None else str(v)) for v in r]
+                                        for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)

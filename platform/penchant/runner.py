@@ -1,0 +1,317 @@
+"""Executes a pipeline: load → preprocess → split → features → train → recommend → evaluate.
+
+The CLI and the desktop app both run pipelines through :class:`Runner`. It records the run
+in the store before any work, fires the observer hooks as it goes, writes the run folder
+atomically, and on any ending — success, error, Ctrl-C, SIGTERM, a Stop button — leaves the
+run recorded with the right status.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from penchant import artifacts, atomic
+from penchant.components import Component, Context, Model, Validation
+from penchant.data import Dataset, Features, Recommendations
+from penchant.errors import PenchantError, PipelineError, RunInterrupted
+from penchant.metrics import evaluate_lists
+from penchant.pipeline import Pipeline, dump
+from penchant.plugins import Registry, default_registry
+from penchant.split import relevant_items, temporal_split, validation_cut
+from penchant.store import RunStore, penchant_home
+
+
+class RunCancelled(RunInterrupted):
+    """Stopped on purpose from inside the process (the app's Stop button)."""
+
+
+@dataclass
+class RunInfo:
+    """What observers get as ``run``."""
+
+    id: int
+    name: str
+    out_dir: Path
+    pipeline: Pipeline
+
+
+@dataclass
+class RunResult:
+    run: RunInfo
+    metrics: dict[str, Any]
+    recommendations: Recommendations
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Runner:
+    def __init__(self, pipeline: Pipeline, registry: Registry | None = None,
+                 store: RunStore | None = None, out_dir: str | Path | None = None,
+                 observers: Iterable[Any] = (), device: str = "auto",
+                 cancel: threading.Event | None = None) -> None:
+        self.pipeline = pipeline
+        self.registry = registry or default_registry()
+        self.store = store or RunStore()
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.observers = list(observers)
+        self.device = device
+        self.cancel = cancel or threading.Event()
+        self.summary: dict[str, Any] = {}
+        self.run_info: RunInfo | None = None
+
+    # -- observer plumbing ---------------------------------------------------------
+
+    def emit(self, hook_name: str, **kwargs: Any) -> None:
+        """Call every implementation separately, so one failing observer cannot stop the
+        run or the other observers."""
+        hook = getattr(self.registry.hook, hook_name)
+        for impl in reversed(hook.get_hookimpls()):
+            try:
+                impl.function(**{a: kwargs[a] for a in impl.argnames if a in kwargs})
+            except Exception as exc:  # an observer must never break a run
+                self.summary.setdefault("observer_errors", []).append(
+                    f"{impl.plugin_name}.{hook_name}: {type(exc).__name__}: {exc}")
+
+    def log(self, message: str) -> None:
+        self.emit("penchant_on_log", run=self.run_info, message=message)
+
+    def check_cancelled(self) -> None:
+        if self.cancel.is_set():
+            raise RunCancelled("stopped by the user")
+
+    def context(self, stage: str, model: str | None = None) -> Context:
+        report = self.summary.setdefault("stages", {}).setdefault(stage, {})
+
+        def progress(name: str, done: int, total: int) -> None:
+            self.emit("penchant_on_progress", run=self.run_info, stage=name, done=done,
+                      total=total)
+
+        def epoch_end(epoch: int, losses: dict[str, float], metrics: dict[str, float]) -> None:
+            assert self.run_info is not None
+            name = model or stage
+            self.store.add_losses(self.run_info.id, name, epoch,
+                                  {**losses, **{f"val_{k}": v for k, v in metrics.items()}})
+            self.emit("penchant_on_epoch_end", run=self.run_info, model=name, epoch=epoch,
+                      losses=losses, metrics=metrics)
+
+        return Context(seed=self.pipeline.seed, device=self.device,
+                       work_dir=str(self.out_dir / "work" / (model or stage)),
+                       report=report, log=self.log, progress=progress, epoch_end=epoch_end,
+                       check_cancelled=self.check_cancelled)
+
+    def create(self, stage: str, index: int = 0) -> Component:
+        return self.pipeline.create(self.pipeline.stages[stage][index], self.registry)
+
+    # -- the run -------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        pipeline = self.pipeline
+        for observer in self.observers:
+            self.registry.pm.register(observer)
+        try:
+            doc = pipeline.resolved_doc(self.registry, masked=True)
+            run_id = self.store.start_run(pipeline.name, pipeline.one("model").plugin,
+                                          dump(doc), doc, None)
+            if self.out_dir is None:
+                self.out_dir = penchant_home() / "runs" / f"{run_id:05d}"
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.store.set_out_dir(run_id, str(self.out_dir.resolve()))
+            self.run_info = RunInfo(run_id, pipeline.name, self.out_dir, pipeline)
+            return self._guarded(run_id)
+        finally:
+            for observer in self.observers:
+                self.registry.pm.unregister(observer)
+
+    def _guarded(self, run_id: int) -> RunResult:
+        self.emit("penchant_on_run_start", run=self.run_info)
+        try:
+            result = self._execute()
+        except (KeyboardInterrupt, RunInterrupted) as exc:
+            status = "cancelled" if isinstance(exc, RunCancelled) else "interrupted"
+            message = str(exc) or "interrupted (Ctrl-C or SIGTERM)"
+            self.store.finish_run(run_id, status, self.summary, message)
+            self.emit("penchant_on_run_failed", run=self.run_info, status=status,
+                      error=message)
+            raise
+        except PenchantError as exc:
+            self.store.finish_run(run_id, "failed", self.summary, str(exc))
+            self.emit("penchant_on_run_failed", run=self.run_info, status="failed",
+                      error=str(exc))
+            raise
+        except BaseException as exc:
+            text = "".join(traceback.format_exception(exc))
+            self.store.finish_run(run_id, "failed", self.summary, text)
+            self.emit("penchant_on_run_failed", run=self.run_info, status="failed",
+                      error=f"{type(exc).__name__}: {exc}")
+            raise
+        self.store.finish_run(run_id, "finished", self.summary)
+        self.emit("penchant_on_run_end", run=self.run_info, metrics=result.metrics)
+        return result
+
+    def _stage(self, stage: str, work: Callable[[], Any],
+               describe: Callable[[Any], dict[str, Any]] = lambda _: {}) -> Any:
+        self.check_cancelled()
+        started = time.perf_counter()
+        value = work()
+        seconds = time.perf_counter() - started
+        report = self.summary.setdefault("stages", {}).setdefault(stage, {})
+        report.update(describe(value))
+        report["seconds"] = round(seconds, 3)
+        self.emit("penchant_on_stage_end", run=self.run_info, stage=stage, seconds=seconds,
+                  summary=dict(report))
+        return value
+
+    def _execute(self) -> RunResult:
+        p = self.pipeline
+        ev = p.evaluation
+        dataset = self._stage("load", self._load, _dataset_summary)
+        for i, spec in enumerate(p.stages["preprocess"]):
+            step = self.create("preprocess", i)
+            label = f"preprocess[{i}] {spec.plugin}"
+            dataset = self._stage(label, lambda step=step, ds=dataset, label=label: step.apply(
+                ds, self.context(label)), _dataset_summary)
+        dataset.events.check(f"{p.origin}: events after loading and preprocessing")
+        split = self._stage("split", lambda: temporal_split(dataset.events, ev.cutoff),
+                            lambda s: {"cutoff": str(s.cutoff), "train_events": len(s.train),
+                                       "test_events": len(s.test)})
+        train_ds = dataset.with_events(split.train, f"before {split.cutoff}")
+        features = self._stage("features", lambda: self.features(train_ds, split.cutoff),
+                               lambda f: {"users": f.shape[0], "items": f.shape[1],
+                                          "nnz": int(f.matrix.nnz)})
+        validation = self._validation(train_ds, features) if ev.validation > 0 else None
+        model_spec = p.one("model")
+        model = self._stage("train", lambda: self._fit(
+            self.pipeline.create(model_spec, self.registry), features, validation),
+            lambda m: {"best_epoch": getattr(m, "best_epoch", None)})
+        baselines = self._stage("baselines", lambda: {
+            name: self._fit(self.registry.get("model", name)({}, where=name), features, None)
+            for name in ev.baselines if name != model_spec.plugin})
+        recommender = self.create("recommender")
+        all_rows = np.arange(features.shape[0])
+        depth = max(max(ev.k), ev.recommend_k)
+        recs = self._stage("recommend", lambda: recommender.recommend(
+            model, features, all_rows, depth, self.context("recommend")),
+            lambda r: {"users": int(r.frame["user"].nunique()), "rows": len(r.frame)})
+        metrics = self._stage("evaluate", lambda: self._evaluate(
+            split, features, recommender, {model_spec.plugin: (model, recs)}, baselines))
+        shown = Recommendations(recs.frame[recs.frame["rank"] <= ev.recommend_k]
+                                .reset_index(drop=True))
+        self._stage("write", lambda: self._write(model, features, shown, metrics))
+        return RunResult(self.run_info, metrics, shown, self.summary)
+
+    def _load(self) -> Dataset:
+        source = self.create("source")
+        where = f"{self.pipeline.origin} [source] key 'columns'"
+        available = source.available_columns()
+        missing = {k: v for k, v in source.params.columns.items() if v not in available}
+        if missing:
+            wrong = ", ".join(f"{k} = {v!r}" for k, v in missing.items())
+            raise PipelineError(f"{where}: {wrong} not found in {source.describe_origin()}; "
+                                f"its columns are: {', '.join(map(str, available))}")
+        return source.load(self.context("load"))
+
+    def features(self, train_ds: Dataset, now: pd.Timestamp, users: pd.Index | None = None,
+                 items: pd.Index | None = None) -> Features:
+        return extract_features(self.pipeline, self.registry, train_ds, now,
+                                self.context("features"), users, items)
+
+    def _validation(self, train_ds: Dataset, features: Features) -> Validation | None:
+        cut = validation_cut(train_ds.events, self.pipeline.evaluation.validation)
+        frame = train_ds.events.frame
+        before = train_ds.with_events(train_ds.events.select(frame["time"] < cut))
+        window = train_ds.with_events(train_ds.events.select(frame["time"] >= cut))
+        if len(before.events) == 0 or len(window.events) == 0:
+            self.log("validation: the training period is too short to hold out its end; "
+                     "training without early stopping")
+            return None
+        val_features = self.features(before, cut, features.users, features.items)
+        touched = Features.start(window, cut, features.users, features.items).history
+        targets = (touched - touched.multiply(val_features.history)).tocsr()
+        targets.eliminate_zeros()
+        users = int((np.diff(targets.indptr) > 0).sum())
+        self.summary.setdefault("stages", {})["validation"] = {"cut": str(cut),
+                                                               "users": users}
+        return Validation(val_features, sp.csr_matrix(targets), k=20)
+
+    def _fit(self, model: Model, features: Features, validation: Validation | None) -> Model:
+        model.fit(features, validation, self.context(f"train {model.name}", model.name))
+        return model
+
+    def _evaluate(self, split: Any, features: Features, recommender: Any,
+                  lists: dict[str, tuple[Model, Recommendations]],
+                  baselines: dict[str, Model]) -> dict[str, Any]:
+        ev = self.pipeline.evaluation
+        relevant = {h: relevant_items(split.train, split.test, split.cutoff, h)
+                    for h in ev.horizons}
+        evaluated = sorted(set().union(*[set(r) for r in relevant.values()]))
+        rows = features.users.get_indexer(pd.Index(evaluated, dtype="string"))
+        ctx = self.context("evaluate")
+        for name, model in baselines.items():
+            lists[name] = (model, recommender.recommend(model, features, rows, max(ev.k), ctx))
+        results: dict[str, dict[str, dict[str, float]]] = {}
+        for name, (_, recs) in lists.items():
+            ranked = recs.lists()
+            results[name] = {h: evaluate_lists(ranked, relevant[h], ev.k, features.shape[1])
+                             for h in ev.horizons}
+        return {"cutoff": str(split.cutoff), "horizons": list(ev.horizons), "k": list(ev.k),
+                "model": self.pipeline.one("model").plugin, "results": _clean(results)}
+
+    def _write(self, model: Model, features: Features, recs: Recommendations,
+               metrics: dict[str, Any]) -> dict[str, Path]:
+        out = self.out_dir
+        assert out is not None and self.run_info is not None
+        losses = self.store.losses(self.run_info.id)
+        paths = {
+            "metrics": artifacts.write_json(out / "metrics.json", metrics),
+            "recommendations": artifacts.write_recommendations(out / "recommendations.csv",
+                                                               recs),
+            "model": artifacts.save_model(model, features.items, out / "model.pt"),
+            "features": artifacts.save_features(features, out / "features.npz"),
+            "losses": artifacts.write_losses(out / "losses.csv", losses),
+            "pipeline": atomic.write_text(
+                out / "pipeline.toml",
+                dump(self.pipeline.resolved_doc(self.registry, masked=True))),
+        }
+        self.store.add_metrics(self.run_info.id, metrics["results"])
+        self.store.add_artifacts(self.run_info.id, {k: str(v.resolve()) for k, v in
+                                                    paths.items()})
+        return paths
+
+
+def extract_features(pipeline: Pipeline, registry: Registry, dataset: Dataset,
+                     now: pd.Timestamp, ctx: Context, users: pd.Index | None = None,
+                     items: pd.Index | None = None) -> Features:
+    """Run the pipeline's extractors in order over ``dataset``: for training, for the
+    validation cut, and for folding in a user the model never saw."""
+    features = Features.start(dataset, now, users, items)
+    for spec in pipeline.stages["features"]:
+        features = pipeline.create(spec, registry).extract(features, ctx)
+    if features.matrix is None:
+        raise PipelineError(f"{pipeline.origin} [[features]]: no extractor built an "
+                            "interaction matrix; add plugin = \"interactions\"")
+    return features
+
+
+def _dataset_summary(ds: Dataset) -> dict[str, Any]:
+    f = ds.events.frame
+    return {"events": len(f), "users": int(f["user"].nunique()),
+            "items": int(f["item"].nunique())}
+
+
+def _clean(value: Any) -> Any:
+    """NaN → None, so metrics.json is strict JSON."""
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+

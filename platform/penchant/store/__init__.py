@@ -1,0 +1,5 @@
+"""The run store (SQLAlchemy)."""
+
+from penchant.store.runstore import RunRecord, RunStore, default_url, masked, penchant_home
+
+__all__ = ["RunRecord", "RunStore", "default_url", "masked", "penchant_home"]

@@ -1,0 +1,233 @@
+"""The run store: every run, its parameters, metrics, loss curves and artifacts.
+
+SQLite by default (one file under ``$PENCHANT_HOME``, WAL mode so the app can read while a
+run writes); any SQLAlchemy URL through ``PENCHANT_STORE`` or the ``url`` argument. Each
+write is one transaction, so a crash leaves the previous state.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from penchant.errors import StoreError
+from penchant.store import schema
+
+ACTIVE = "running"
+ENDED = ("finished", "failed", "interrupted", "cancelled")
+
+
+def penchant_home() -> Path:
+    return Path(os.environ.get("PENCHANT_HOME", Path.home() / ".penchant")).expanduser()
+
+
+def default_url() -> str:
+    url = os.environ.get("PENCHANT_STORE")
+    if url:
+        return url
+    return f"sqlite:///{penchant_home() / 'runs.sqlite'}"
+
+
+def masked(url: str) -> str:
+    """The URL with any password replaced, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<store URL>"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    name: str
+    model: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    out_dir: str | None
+    pipeline: str
+    params: dict[str, Any]
+    summary: dict[str, Any] | None
+    error: str | None
+    pid: int | None
+    host: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    def __init__(self, url: str | None = None) -> None:
+        self.url = url or default_url()
+        try:
+            sa_url = make_url(self.url)
+        except Exception as exc:
+            raise StoreError(f"run store URL {masked(self.url)!r} is not a valid "
+                             f"SQLAlchemy URL: {exc}") from None
+        if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "",
+                                                                              ":memory:"):
+            Path(sa_url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(sa_url)
+        if sa_url.get_backend_name() == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            schema.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            reason = getattr(exc, "orig", None) or exc
+            raise StoreError(f"cannot open the run store {masked(self.url)}: "
+                             f"{type(reason).__name__}: {reason}") from None
+        self.reap_stale()
+
+    # -- writing -----------------------------------------------------------------------
+
+    def start_run(self, name: str, model: str, pipeline_toml: str, params: Mapping[str, Any],
+                  out_dir: str | None) -> int:
+        with self.engine.begin() as conn:
+            result = conn.execute(insert(schema.runs).values(
+                name=name, model=model, status=ACTIVE, started_at=_now(), pid=os.getpid(),
+                host=socket.gethostname(), out_dir=out_dir, pipeline=pipeline_toml,
+                params=dict(params)))
+            return int(result.inserted_primary_key[0])
+
+    def set_out_dir(self, run_id: int, out_dir: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id)
+                         .values(out_dir=out_dir))
+
+    def finish_run(self, run_id: int, status: str, summary: Mapping[str, Any] | None = None,
+                   error: str | None = None) -> None:
+        if status not in ENDED:
+            raise ValueError(f"unknown final status {status!r}")
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(
+                status=status, finished_at=_now(), summary=_json_safe(summary or {}),
+                error=error))
+
+    def add_losses(self, run_id: int, model: str, epoch: int,
+                   values: Mapping[str, float]) -> None:
+        rows = [{"run_id": run_id, "model": model, "epoch": epoch, "term": term,
+                 "value": _finite(v)} for term, v in values.items()]
+        with self.engine.begin() as conn:
+            conn.execute(delete(schema.losses).where(
+                (schema.losses.c.run_id == run_id) & (schema.losses.c.model == model)
+                & (schema.losses.c.epoch == epoch)))
+            if rows:
+                conn.execute(insert(schema.losses), rows)
+
+    def add_metrics(self, run_id: int, results: Mapping[str, Mapping[str, Mapping[str, float]]]
+                    ) -> None:
+        """``results[model][horizon][metric] = value``."""
+        rows = [{"run_id": run_id, "model": model, "horizon": horizon, "metric": metric,
+                 "value": _finite(value)}
+                for model, by_h in results.items() for horizon, values in by_h.items()
+                for metric, value in values.items()]
+        with self.engine.begin() as conn:
+            conn.execute(delete(schema.metrics).where(schema.metrics.c.run_id == run_id))
+            if rows:
+                conn.execute(insert(schema.metrics), rows)
+
+    def add_artifacts(self, run_id: int, paths: Mapping[str, str | Path]) -> None:
+        with self.engine.begin() as conn:
+            for name, path in paths.items():
+                conn.execute(delete(schema.artifacts).where(
+                    (schema.artifacts.c.run_id == run_id) & (schema.artifacts.c.name == name)))
+                conn.execute(insert(schema.artifacts).values(run_id=run_id, name=name,
+                                                             path=str(path)))
+
+    def reap_stale(self) -> int:
+        """Runs still marked running whose process on this host is gone were killed
+        (SIGKILL, power loss): mark them interrupted so none is shown as running forever."""
+        host = socket.gethostname()
+        with self.engine.begin() as conn:
+            rows = conn.execute(select(schema.runs.c.id, schema.runs.c.pid).where(
+                (schema.runs.c.status == ACTIVE) & (schema.runs.c.host == host))).all()
+            dead = [r.id for r in rows if r.pid is None or not _pid_alive(r.pid)]
+            if dead:
+                conn.execute(update(schema.runs).where(schema.runs.c.id.in_(dead)).values(
+                    status="interrupted", finished_at=_now(),
+                    error="the process ended without recording a result (killed?)"))
+        return len(dead)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def runs(self, limit: int | None = None, status: str | None = None) -> list[RunRecord]:
+        query = select(schema.runs).order_by(schema.runs.c.id.desc())
+        if status:
+            query = query.where(schema.runs.c.status == status)
+        if limit:
+            query = query.limit(limit)
+        with self.engine.connect() as conn:
+            return [RunRecord(**row._mapping) for row in conn.execute(query)]
+
+    def run(self, run_id: int) -> RunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        if row is None:
+            raise StoreError(f"run {run_id} is not in the run store {masked(self.url)}")
+        return RunRecord(**row._mapping)
+
+    def metrics(self, run_id: int) -> dict[str, dict[str, dict[str, float]]]:
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(schema.metrics).where(
+                    schema.metrics.c.run_id == run_id)):
+                out.setdefault(r.model, {}).setdefault(r.horizon, {})[r.metric] = r.value
+        return out
+
+    def losses(self, run_id: int) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.losses).where(schema.losses.c.run_id == run_id)
+                                .order_by(schema.losses.c.model, schema.losses.c.epoch))
+            return [dict(r._mapping) for r in rows]
+
+    def artifacts(self, run_id: int) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(schema.artifacts).where(
+                schema.artifacts.c.run_id == run_id))
+            return {r.name: r.path for r in rows}
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def _finite(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, Iterable) and not isinstance(value, str | bytes):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value

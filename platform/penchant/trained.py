@@ -1,0 +1,85 @@
+"""Recommending from a finished run, to users it trained on or to new users by history.
+
+A new user is *folded in*: their history goes through the run's own feature extractors
+over the model's catalogue, and the trained model scores it. Nothing is retrained, so a
+shop can serve a visitor the model has never seen.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from penchant.artifacts import load_features, load_model
+from penchant.components import Context
+from penchant.data import Dataset, Events, Features
+from penchant.errors import DataError, StoreError
+from penchant.pipeline import build_pipeline
+from penchant.plugins import Registry, default_registry
+from penchant.runner import extract_features
+from penchant.store import RunStore
+
+
+class TrainedRun:
+    def __init__(self, run_id: int, store: RunStore | None = None,
+                 registry: Registry | None = None) -> None:
+        self.store = store or RunStore()
+        self.registry = registry or default_registry()
+        record = self.store.run(run_id)
+        if record.status != "finished":
+            raise StoreError(f"run {run_id} is {record.status}; only finished runs can "
+                             "recommend")
+        paths = self.store.artifacts(run_id)
+        missing = [name for name in ("model", "features", "pipeline")
+                   if name not in paths or not Path(paths[name]).exists()]
+        if missing:
+            raise StoreError(f"run {run_id}: artifact(s) {', '.join(missing)} are missing "
+                             f"from {record.out_dir}")
+        self.run_id = run_id
+        self.pipeline = build_pipeline(tomllib.loads(record.pipeline), self.registry,
+                                       Path(paths["pipeline"]))
+        self.model, self.items = load_model(Path(paths["model"]), self.registry)
+        stored = load_features(Path(paths["features"]))
+        empty = Dataset(Events.concat([]))
+        self.features = Features(users=stored["users"], items=stored["items"],
+                                 now=stored["now"], dataset=empty, matrix=stored["matrix"],
+                                 history=stored["history"])
+        self.recommender = self.pipeline.create(self.pipeline.one("recommender"),
+                                                self.registry)
+
+    @property
+    def users(self) -> pd.Index:
+        return self.features.users
+
+    def recommend(self, user: str, k: int = 10) -> pd.DataFrame:
+        """Top-k for a user the run trained on."""
+        row = self.features.users.get_indexer([str(user)])[0]
+        if row < 0:
+            raise DataError(f"user {user!r} has no history in run {self.run_id}; pass their "
+                            "history to recommend_history() instead")
+        recs = self.recommender.recommend(self.model, self.features, np.array([row]), k,
+                                          Context())
+        return recs.frame.reset_index(drop=True)
+
+    def recommend_history(self, history: pd.DataFrame, k: int = 10, user: str = "new",
+                          now: pd.Timestamp | None = None) -> pd.DataFrame:
+        """Top-k for a user given only their history: columns ``item`` and optionally
+        ``time`` (default: now), ``event``, ``value``. Items outside the model's catalogue
+        are ignored."""
+        if "item" not in history.columns:
+            raise DataError("history needs an 'item' column")
+        now = now if now is not None else self.features.now
+        frame = history.copy()
+        frame["user"] = user
+        if "time" not in frame.columns:
+            frame["time"] = now
+        events = Events.from_frame(frame)
+        events.check("history")
+        now = max(now, events.end)
+        features = extract_features(self.pipeline, self.registry, Dataset(events), now,
+                                    Context(), pd.Index([user], dtype="string"), self.items)
+        recs = self.recommender.recommend(self.model, features, np.array([0]), k, Context())
+        return recs.frame.reset_index(drop=True)
