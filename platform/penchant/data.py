@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pandas.api.types import union_categoricals
 
 from penchant.errors import DataError
 
@@ -29,25 +30,47 @@ TIME_DTYPE = "datetime64[ns, UTC]"
 def parse_times(values: pd.Series, unit: str = "auto") -> pd.Series:
     """Times as UTC; unparseable values become NaT (reported later, with their rows).
 
-    ``unit`` is ``"auto"`` (numbers are epoch seconds, strings ISO 8601), ``"s"``/``"ms"``
-    (epoch numbers), or ``"iso"``.
+    ``unit`` is ``"s"`` or ``"ms"`` (epoch numbers), ``"iso"`` (ISO 8601 strings), or
+    ``"auto"``: each value on its own, numbers as epoch seconds — or milliseconds when
+    they are too large to be seconds (after the year 5138) — and other strings as ISO.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
-        out = pd.to_datetime(values, utc=True)
-        return out.astype(TIME_DTYPE)
-    if unit in ("s", "ms") or (unit == "auto" and pd.api.types.is_numeric_dtype(values)):
-        numbers = pd.to_numeric(values, errors="coerce")
-        numbers = numbers.where(np.isfinite(numbers))
-        out = pd.to_datetime(numbers, unit="s" if unit == "auto" else unit, utc=True,
-                             errors="coerce")
-        return out.astype(TIME_DTYPE)
-    text = values.astype("string")
+        return pd.to_datetime(values, utc=True).astype(TIME_DTYPE)
+    if unit == "iso":
+        return _iso_times(values)
+    numbers = pd.to_numeric(values, errors="coerce")
+    numbers = numbers.where(np.isfinite(numbers))
     if unit == "auto":
-        numeric = pd.to_numeric(text, errors="coerce")
-        if numeric.notna().sum() == text.notna().sum() and text.notna().any():
-            return parse_times(numeric, "s")
-    out = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
-    return out.astype(TIME_DTYPE)
+        numbers = numbers.where(numbers.abs() < 1e11, numbers / 1000.0)
+    out = pd.to_datetime(numbers / (1000.0 if unit == "ms" else 1.0), unit="s", utc=True,
+                         errors="coerce").astype(TIME_DTYPE)
+    if unit == "auto" and not pd.api.types.is_numeric_dtype(values):
+        text = values.isna() | numbers.notna()
+        if not text.all():
+            out = out.where(text, _iso_times(values.where(~text)))
+    return out
+
+
+def _iso_times(values: pd.Series) -> pd.Series:
+    text = values.astype("string")
+    return pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601").astype(TIME_DTYPE)
+
+
+def _ids(values: pd.Series) -> pd.Series:
+    """Ids as a categorical of stripped strings; blanks become missing.
+
+    Work happens on the distinct values only: a log has far fewer ids than rows.
+    """
+    if pd.api.types.is_float_dtype(values):
+        # Integer ids read with a missing value come back as floats: 3.0 → "3".
+        values = values.astype("Int64")
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    names = pd.Index(uniques).astype("string").str.strip()
+    names = names.where(names != "", pd.NA)
+    final, categories = pd.factorize(names, use_na_sentinel=True)
+    mapped = np.where(codes >= 0, final[codes] if len(final) else codes, -1)
+    return pd.Series(pd.Categorical.from_codes(mapped, categories=pd.Index(categories,
+                                                                            dtype="string")))
 
 
 @dataclass(frozen=True)
@@ -68,11 +91,7 @@ class Events:
             raise DataError(f"events lack column(s) {', '.join(missing)}")
         out = pd.DataFrame(index=pd.RangeIndex(len(frame)))
         for col in ("user", "item"):
-            ids = frame[col].reset_index(drop=True)
-            if pd.api.types.is_float_dtype(ids):
-                # Integer ids read with a missing value come back as floats: 3.0 → "3".
-                ids = ids.astype("Int64")
-            out[col] = ids.astype("string").str.strip().replace("", pd.NA).astype("category")
+            out[col] = _ids(frame[col].reset_index(drop=True))
         out["time"] = parse_times(frame["time"].reset_index(drop=True), time_unit)
         if "event" in frame.columns:
             out["event"] = (frame["event"].reset_index(drop=True).astype("string")
@@ -95,10 +114,14 @@ class Events:
         frames = [p.frame for p in parts]
         if not frames:
             return cls.from_frame(pd.DataFrame({c: [] for c in REQUIRED_MAPPING}))
-        frame = pd.concat(frames, ignore_index=True)
-        for col in ("user", "item", "event"):
-            frame[col] = frame[col].astype("string").astype("category")
-        return cls(frame)
+        columns = {}
+        for col in EVENT_COLUMNS:
+            if col in ("user", "item", "event"):
+                columns[col] = union_categoricals([f[col] for f in frames],
+                                                  ignore_order=True)
+            else:
+                columns[col] = pd.concat([f[col] for f in frames], ignore_index=True)
+        return cls(pd.DataFrame(columns))
 
     def __len__(self) -> int:
         return len(self.frame)

@@ -7,6 +7,7 @@ renders as a form: so a parameter is never described in two places.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ def validate(params: Iterable[Param], values: Mapping[str, Any], where: str) -> 
         if name not in values:
             if param.required:
                 problems.append(f"{where}: key {name!r} is required ({param.help})")
-            out[name] = param.default
+            out[name] = copy.deepcopy(param.default)  # never share a mutable default
             continue
         try:
             out[name] = param.convert(values[name])

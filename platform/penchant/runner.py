@@ -21,7 +21,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from penchant import artifacts, atomic
-from penchant.components import Component, Context, Model, Validation
+from penchant.components import Component, Context, Model, Source, Validation
 from penchant.data import Dataset, Features, Recommendations
 from penchant.errors import PenchantError, PipelineError, RunInterrupted
 from penchant.metrics import evaluate_lists
@@ -118,6 +118,7 @@ class Runner:
         for observer in self.observers:
             self.registry.pm.register(observer)
         try:
+            self.source = self.preflight()
             doc = pipeline.resolved_doc(self.registry, masked=True)
             run_id = self.store.start_run(pipeline.name, pipeline.one("model").plugin,
                                           dump(doc), doc, None)
@@ -173,7 +174,8 @@ class Runner:
     def _execute(self) -> RunResult:
         p = self.pipeline
         ev = p.evaluation
-        dataset = self._stage("load", self._load, _dataset_summary)
+        dataset = self._stage("load", lambda: self.source.load(self.context("load")),
+                              _dataset_summary)
         for i, spec in enumerate(p.stages["preprocess"]):
             step = self.create("preprocess", i)
             label = f"preprocess[{i}] {spec.plugin}"
@@ -208,7 +210,9 @@ class Runner:
         self._stage("write", lambda: self._write(model, features, shown, metrics))
         return RunResult(self.run_info, metrics, shown, self.summary)
 
-    def _load(self) -> Dataset:
+    def preflight(self) -> Source:
+        """Checks that need the outside world (the source's columns) before a run is
+        recorded, so a typo costs nothing and leaves no failed run behind."""
         source = self.create("source")
         where = f"{self.pipeline.origin} [source] key 'columns'"
         available = source.available_columns()
@@ -217,7 +221,7 @@ class Runner:
             wrong = ", ".join(f"{k} = {v!r}" for k, v in missing.items())
             raise PipelineError(f"{where}: {wrong} not found in {source.describe_origin()}; "
                                 f"its columns are: {', '.join(map(str, available))}")
-        return source.load(self.context("load"))
+        return source
 
     def features(self, train_ds: Dataset, now: pd.Timestamp, users: pd.Index | None = None,
                  items: pd.Index | None = None) -> Features:
