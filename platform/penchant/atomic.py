@@ -12,6 +12,7 @@ def write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary outputs
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -1,0 +1,76 @@
+"""Shared fixtures: a small generated shop, a pipeline over it, a throwaway run store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from penchant.store import RunStore
+
+SHOP_PIPELINE = """
+[pipeline]
+name = "test-shop"
+seed = 0
+
+[source]
+plugin = "csv"
+path = "{shop}/events.csv.gz"
+columns = {{ user = "user_id", item = "item_id", time = "timestamp", event = "event_type" }}
+items = {{ path = "{shop}/items.csv", id = "item_id" }}
+users = {{ path = "{shop}/users.csv", id = "user_id" }}
+
+[[preprocess]]
+plugin = "dedup"
+
+[[features]]
+plugin = "interactions"
+weights = {{ view = 1.0, cart = 2.0, purchase = 3.0 }}
+
+[model]
+plugin = "vae"
+epochs = {epochs}
+hidden = 32
+latent = 8
+batch_size = 64
+
+[recommender]
+plugin = "top-k"
+
+[evaluation]
+horizons = ["7d", "30d"]
+k = [5, 10]
+recommend_k = 10
+"""
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing a test does may touch the developer's ~/.penchant."""
+    monkeypatch.setenv("PENCHANT_HOME", str(tmp_path / "penchant-home"))
+    monkeypatch.delenv("PENCHANT_STORE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from penchant.demo_shop import generate
+
+    out = tmp_path_factory.mktemp("shop")
+    generate(out, users=300, items=120, months=10, seed=1)
+    return out
+
+
+def write_pipeline(shop: Path, folder: Path, epochs: int = 3, extra: str = "") -> Path:
+    path = folder / "pipeline.toml"
+    path.write_text(SHOP_PIPELINE.format(shop=shop, epochs=epochs) + extra)
+    return path
+
+
+@pytest.fixture
+def pipeline_file(shop: Path, tmp_path: Path) -> Path:
+    return write_pipeline(shop, tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> RunStore:
+    return RunStore(f"sqlite:///{tmp_path / 'runs.sqlite'}")
