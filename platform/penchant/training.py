@@ -3,8 +3,8 @@
 Models describe *what* to compute (a module, its loss terms, its scores) by subclassing
 :class:`TorchModel`; this module owns *how*: device choice, seeding, per-batch
 densification of sparse rows (never a dense matrix of the whole data), mixed precision on
-GPU, early stopping on a temporal validation cut, per-epoch checkpoints and the observer
-calls that feed live loss plots.
+GPU, early stopping on a temporal validation cut, per-epoch checkpoints, resuming from the
+last one, and the observer calls that feed live loss plots.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import copy
 import io
 import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 import torch
 
@@ -71,14 +73,56 @@ TRAINING_PARAMS: tuple[Param, ...] = (
     Param("patience", "int", 10, min=0,
           help="epochs without a better validation NDCG before stopping (0: never stop early)"),
     Param("device", "str", "auto", help="auto, cpu, cuda or cuda:N"),
+    Param("resume", "bool", False,
+          help="continue from the last checkpoint in the run's work folder, if there is one"),
 )
+
+
+@dataclass(frozen=True)
+class Dimensions:
+    """Sizes a module is built with; stored in checkpoints so it can be rebuilt to load."""
+
+    n_users: int
+    n_items: int
+    user_side: int = 0
+    item_side: int = 0
+
+    @classmethod
+    def of(cls, features: Features) -> Dimensions:
+        return cls(features.shape[0], features.shape[1],
+                   sum(b.shape[1] for b in features.user_side.values()),
+                   sum(b.shape[1] for b in features.item_side.values()))
+
+
+@dataclass
+class Batch:
+    """One batch of users: their dense interaction rows, their row in the training index
+    (-1 for users folded in after training, who have no learned embedding), and their side
+    features when the model reads them."""
+
+    x: torch.Tensor
+    rows: torch.Tensor
+    side: torch.Tensor | None = None
+    #: Anything else a model's own ``batch()`` adds (e.g. per-window slices).
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def side_block(blocks: dict[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
+    """Side-feature blocks side by side, in name order, so columns never shuffle."""
+    parts = [np.asarray(blocks[name] if rows is None else blocks[name][rows], dtype=np.float32)
+             for name in sorted(blocks)]
+    n = len(rows) if rows is not None else (parts[0].shape[0] if parts else 0)
+    return np.concatenate(parts, axis=1) if parts else np.zeros((n, 0), dtype=np.float32)
 
 
 class TorchModel(Model):
     """A model trained by :func:`train`. Subclasses implement ``build``, ``losses`` and
-    ``predict``; the rest (fit, score, state) is shared."""
+    ``predict``; the rest (fit, score, state, checkpoints) is shared. A model with more
+    than one optimiser (a GAN) overrides ``optimizers`` and ``train_step``."""
 
     params: ClassVar[tuple[Param, ...]] = ()
+    #: Set by models whose batches need the user side features (``Batch.side``).
+    uses_user_side: ClassVar[bool] = False
 
     @classmethod
     def schema(cls) -> tuple[Param, ...]:
@@ -87,25 +131,61 @@ class TorchModel(Model):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.module: torch.nn.Module | None = None
-        self.n_items = 0
+        self.dims = Dimensions(0, 0)
+        self.users: pd.Index = pd.Index([], dtype="string")
         self.device = torch.device("cpu")
         self.best_epoch = 0
 
+    @property
+    def n_items(self) -> int:
+        return self.dims.n_items
+
     # -- what subclasses provide -----------------------------------------------------
 
-    def build(self, n_items: int) -> torch.nn.Module:
+    def build(self, dims: Dimensions) -> torch.nn.Module:
         raise NotImplementedError
 
-    def losses(self, batch: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    def prepare(self, features: Features) -> None:
+        """Copy per-item constants (e.g. item side features) into the fresh module."""
+
+    def losses(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         """Loss terms for one batch in training mode; ``"loss"`` is what is minimised,
         the others (floats or tensors) are only reported."""
         raise NotImplementedError
 
-    def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        """Scores for a batch of input rows, in eval mode."""
+    def predict(self, batch: Batch) -> torch.Tensor:
+        """Scores for a batch of users, in eval mode."""
         raise NotImplementedError
 
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        assert self.module is not None
+        return {"main": torch.optim.Adam(self.module.parameters(), lr=self.params.lr,
+                                         weight_decay=self.params.weight_decay)}
+
+    def train_step(self, batch: Batch, step: int,
+                   optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
+        with autocast(self.device):
+            terms = self.losses(batch, step)
+        optimizer = optimizers["main"]
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        optimizer.step()
+        return {k: float(v.detach() if isinstance(v, torch.Tensor) else v)
+                for k, v in terms.items()}
+
     # -- shared ----------------------------------------------------------------------
+
+    def batch(self, features: Features, rows: np.ndarray) -> Batch:
+        x = densify(features.matrix, rows, self.device)
+        if features.users is self.users:
+            trained = rows
+        else:
+            trained = self.users.get_indexer(features.users[rows])
+        side = None
+        if self.uses_user_side:
+            side = torch.from_numpy(side_block(features.user_side, rows)).to(self.device)
+        return Batch(x, torch.as_tensor(np.asarray(trained), dtype=torch.long,
+                                        device=self.device), side)
 
     def fit(self, features: Features, validation: Validation | None, ctx: Context) -> None:
         train(self, features, validation, ctx)
@@ -117,26 +197,29 @@ class TorchModel(Model):
         out = np.empty((len(rows), self.n_items), dtype=np.float32)
         step = int(self.params.batch_size) * 4
         for start in range(0, len(rows), step):
-            batch = densify(features.matrix, rows[start:start + step], self.device)
-            with _autocast(self.device):
+            batch = self.batch(features, rows[start:start + step])
+            with autocast(self.device):
                 scores = self.predict(batch)
             out[start:start + step] = scores.float().cpu().numpy()
         return out
 
     def state(self) -> dict[str, Any]:
         assert self.module is not None, "state() before fit()"
-        return {"n_items": self.n_items, "best_epoch": self.best_epoch,
+        return {"dims": [self.dims.n_users, self.dims.n_items, self.dims.user_side,
+                         self.dims.item_side],
+                "users": [str(u) for u in self.users], "best_epoch": self.best_epoch,
                 "module": {k: v.detach().cpu() for k, v in self.module.state_dict().items()}}
 
     def load_state(self, state: dict[str, Any]) -> None:
-        self.n_items = int(state["n_items"])
+        self.dims = Dimensions(*[int(d) for d in state["dims"]])
+        self.users = pd.Index(state["users"], dtype="string")
         self.best_epoch = int(state.get("best_epoch", 0))
         self.device = resolve_device(self.params.device)
-        self.module = self.build(self.n_items).to(self.device)
+        self.module = self.build(self.dims).to(self.device)
         self.module.load_state_dict(state["module"])
 
 
-def _autocast(device: torch.device) -> Any:
+def autocast(device: torch.device) -> Any:
     """bfloat16 autocast on GPU (no loss scaling needed); a no-op on CPU."""
     if device.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
@@ -154,6 +237,43 @@ def _validate(model: TorchModel, validation: Validation) -> float:
     return float(np.nanmean(ndcg_from_scores(scores, validation.targets[rows], validation.k)))
 
 
+@dataclass
+class _Progress:
+    """Everything needed to continue training exactly where a checkpoint left it."""
+
+    epoch: int = 0
+    step: int = 0
+    best_metric: float = -math.inf
+    best_epoch: int = 0
+    since_best: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+
+
+def _save_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
+                     rng: np.random.Generator, progress: _Progress) -> None:
+    atomic_torch_save({
+        "model": model.state(),
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
+        "rng_torch": torch.get_rng_state(),
+        "rng_numpy": rng.bit_generator.state,
+        "progress": {"epoch": progress.epoch, "step": progress.step,
+                     "best_metric": progress.best_metric, "best_epoch": progress.best_epoch,
+                     "since_best": progress.since_best},
+        "best_state": progress.best_state,
+    }, path)
+
+
+def _load_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
+                     rng: np.random.Generator) -> _Progress:
+    saved = torch.load(path, map_location=model.device, weights_only=True)
+    model.module.load_state_dict(saved["model"]["module"])
+    for name, opt in optimizers.items():
+        opt.load_state_dict(saved["optimizers"][name])
+    torch.set_rng_state(saved["rng_torch"].cpu())
+    rng.bit_generator.state = saved["rng_numpy"]
+    return _Progress(**saved["progress"], best_state=saved["best_state"])
+
+
 def train(model: TorchModel, features: Features, validation: Validation | None,
           ctx: Context) -> None:
     """Fit ``model`` on the rows of ``features.matrix`` that have any interaction."""
@@ -161,56 +281,54 @@ def train(model: TorchModel, features: Features, validation: Validation | None,
     seed_everything(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
     model.device = resolve_device(p.device if p.device != "auto" else ctx.device)
-    model.n_items = features.shape[1]
-    model.module = model.build(model.n_items).to(model.device)
-    optimizer = torch.optim.Adam(model.module.parameters(), lr=p.lr,
-                                 weight_decay=p.weight_decay)
-    matrix = features.matrix
-    active = np.flatnonzero(np.diff(matrix.indptr) > 0)
+    model.dims = Dimensions.of(features)
+    model.users = features.users
+    model.module = model.build(model.dims).to(model.device)
+    model.prepare(features)
+    optimizers = model.optimizers()
+    active = np.flatnonzero(np.diff(features.matrix.indptr) > 0)
     n_batches = max(1, math.ceil(len(active) / p.batch_size))
     checkpoint = Path(ctx.work_dir) / "checkpoints" / "last.pt" if ctx.work_dir else None
-    best_metric, best_state, since_best, step = -math.inf, None, 0, 0
+    progress = _Progress()
+    if p.resume and checkpoint is not None and checkpoint.exists():
+        progress = _load_checkpoint(checkpoint, model, optimizers, rng)
+        ctx.log(f"{model.name}: resumed from {checkpoint} after epoch {progress.epoch}")
     metric_name = f"ndcg@{validation.k}" if validation is not None else None
     ctx.log(f"{model.name}: training on {len(active)} users × {model.n_items} items, "
             f"{model.device}, up to {p.epochs} epochs")
-    for epoch in range(1, p.epochs + 1):
+    for epoch in range(progress.epoch + 1, p.epochs + 1):
         started = time.perf_counter()
         model.module.train()
         totals: dict[str, float] = {}
         order = rng.permutation(active)
         for start in range(0, len(order), p.batch_size):
             ctx.check_cancelled()
-            rows = np.sort(order[start:start + p.batch_size])
-            batch = densify(matrix, rows, model.device)
-            with _autocast(model.device):
-                terms = model.losses(batch, step)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            optimizer.step()
-            step += 1
-            for key, value in terms.items():
-                totals[key] = totals.get(key, 0.0) + float(
-                    value.detach() if isinstance(value, torch.Tensor) else value)
+            batch = model.batch(features, np.sort(order[start:start + p.batch_size]))
+            for key, value in model.train_step(batch, progress.step, optimizers).items():
+                totals[key] = totals.get(key, 0.0) + value
+            progress.step += 1
         losses = {k: v / n_batches for k, v in totals.items()}
         losses["seconds"] = time.perf_counter() - started
         metrics: dict[str, float] = {}
+        progress.epoch = epoch
         if validation is not None:
             metrics[metric_name] = _validate(model, validation)
-            if metrics[metric_name] > best_metric:
-                best_metric, since_best, model.best_epoch = metrics[metric_name], 0, epoch
-                best_state = copy.deepcopy(model.module.state_dict())
+            if metrics[metric_name] > progress.best_metric:
+                progress.best_metric, progress.since_best = metrics[metric_name], 0
+                progress.best_epoch = epoch
+                progress.best_state = copy.deepcopy(model.module.state_dict())
             else:
-                since_best += 1
+                progress.since_best += 1
         if checkpoint is not None:
-            atomic_torch_save({"epoch": epoch, "step": step, "model": model.state(),
-                               "optimizer": optimizer.state_dict()}, checkpoint)
+            _save_checkpoint(checkpoint, model, optimizers, rng, progress)
         ctx.epoch_end(epoch, losses, metrics)
         ctx.progress("train", epoch, p.epochs)
-        if validation is not None and p.patience and since_best >= p.patience:
+        if validation is not None and p.patience and progress.since_best >= p.patience:
             ctx.log(f"{model.name}: early stop at epoch {epoch}; best {metric_name} "
-                    f"{best_metric:.4f} at epoch {model.best_epoch}")
+                    f"{progress.best_metric:.4f} at epoch {progress.best_epoch}")
             break
-    if best_state is not None:
-        model.module.load_state_dict(best_state)
+    if progress.best_state is not None:
+        model.module.load_state_dict(progress.best_state)
+        model.best_epoch = progress.best_epoch
     else:
-        model.best_epoch = epoch
+        model.best_epoch = progress.epoch

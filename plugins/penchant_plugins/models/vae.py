@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from penchant import Param
-from penchant.training import TorchModel
+from penchant.training import Batch, Dimensions, TorchModel
 
 
 class MultVAENet(nn.Module):
@@ -49,21 +49,21 @@ class MultVAE(TorchModel):
               help="batches over which β rises linearly from 0 to beta_cap"),
     )
 
-    def build(self, n_items: int) -> nn.Module:
+    def build(self, dims: Dimensions) -> nn.Module:
         p = self.params
-        return MultVAENet(n_items, p.hidden, p.latent, p.dropout)
+        return MultVAENet(dims.n_items, p.hidden, p.latent, p.dropout)
 
     def beta(self, step: int) -> float:
         return min(self.params.beta_cap, self.params.beta_cap * step / self.params.anneal_steps)
 
-    def losses(self, batch: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        logits, mu, logvar = self.module(batch)
-        nll = -(F.log_softmax(logits.float(), dim=1) * batch).sum(dim=1).mean()
+    def losses(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
+        logits, mu, logvar = self.module(batch.x)
+        nll = -(F.log_softmax(logits.float(), dim=1) * batch.x).sum(dim=1).mean()
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
         beta = self.beta(step)
         return {"loss": nll + beta * kl, "nll": nll.detach(), "kl": kl.detach(),
                 "beta": torch.tensor(beta)}
 
-    def predict(self, batch: torch.Tensor) -> torch.Tensor:
-        logits, _, _ = self.module(batch)
+    def predict(self, batch: Batch) -> torch.Tensor:
+        logits, _, _ = self.module(batch.x)
         return logits
