@@ -44,6 +44,14 @@ recommend_k = 10
 """
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread: the suite's models are tiny, and on a shared 2-core machine
+    oversubscribed threads make them many times slower, not faster."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Nothing a test does may touch the developer's ~/.penchant."""

@@ -56,8 +56,11 @@ class MultVAE(TorchModel):
     def beta(self, step: int) -> float:
         return min(self.params.beta_cap, self.params.beta_cap * step / self.params.anneal_steps)
 
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.module(batch.x)
+
     def losses(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        logits, mu, logvar = self.module(batch.x)
+        logits, mu, logvar = self.forward(batch)
         nll = -(F.log_softmax(logits.float(), dim=1) * batch.x).sum(dim=1).mean()
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
         beta = self.beta(step)
@@ -65,5 +68,5 @@ class MultVAE(TorchModel):
                 "beta": torch.tensor(beta)}
 
     def predict(self, batch: Batch) -> torch.Tensor:
-        logits, _, _ = self.module(batch.x)
+        logits, _, _ = self.forward(batch)
         return logits
