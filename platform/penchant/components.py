@@ -37,7 +37,8 @@ class Context:
 
     ``report`` collects figures a stage wants recorded with the run (rows dropped, …);
     ``progress`` and ``log`` reach the observer hooks; ``check_cancelled`` raises when the
-    user stopped the run, so long loops call it between steps.
+    user stopped the run, so long loops call it between steps; ``features_at`` rebuilds
+    the features as of an earlier cut.
     """
 
     seed: int = 0
@@ -49,6 +50,9 @@ class Context:
     epoch_end: Callable[[int, dict[str, float], dict[str, float]], None] = (
         lambda epoch, losses, metrics: None)
     check_cancelled: Callable[[], None] = lambda: None
+    #: The pipeline's features as they stood at an earlier time (same user and item
+    #: indexes): what models that learn "what comes next" train from. None outside a run.
+    features_at: Callable[[pd.Timestamp], Features] | None = None
 
 
 class Component:

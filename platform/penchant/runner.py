@@ -247,7 +247,17 @@ class Runner:
         return Validation(val_features, sp.csr_matrix(targets), k=20)
 
     def _fit(self, model: Model, features: Features, validation: Validation | None) -> Model:
-        model.fit(features, validation, self.context(f"train {model.name}", model.name))
+        ctx = self.context(f"train {model.name}", model.name)
+        events = features.dataset.events
+
+        def features_at(cut: pd.Timestamp) -> Features:
+            before = features.dataset.with_events(
+                events.select((events.frame["time"] < cut).to_numpy()))
+            return extract_features(self.pipeline, self.registry, before, cut, ctx,
+                                    features.users, features.items)
+
+        ctx.features_at = features_at
+        model.fit(features, validation, ctx)
         return model
 
     def _evaluate(self, split: Any, features: Features, recommender: Any,

@@ -27,7 +27,7 @@ from penchant.components import Context, Model, Validation
 from penchant.data import Features
 from penchant.errors import PipelineError
 from penchant.metrics import ndcg_from_scores
-from penchant.params import Param
+from penchant.params import Param, parse_duration
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -75,6 +75,13 @@ TRAINING_PARAMS: tuple[Param, ...] = (
     Param("device", "str", "auto", help="auto, cpu, cuda or cuda:N"),
     Param("resume", "bool", False,
           help="continue from the last checkpoint in the run's work folder, if there is one"),
+    Param("target", "str", "reconstruct", choices=("reconstruct", "next-window"),
+          help="reconstruct each user's history, or learn from the history up to a cut "
+               "what the user does in the window after it, over many cuts"),
+    Param("target_window", "duration", "30d",
+          help="next-window mode: the length of the window after each cut"),
+    Param("cuts", "int", 6, min=1,
+          help="next-window mode: how many cuts, one window apart, back from the cutoff"),
 )
 
 
@@ -103,8 +110,29 @@ class Batch:
     x: torch.Tensor
     rows: torch.Tensor
     side: torch.Tensor | None = None
+    #: What the model should predict when it is not ``x`` itself (next-window training).
+    target: torch.Tensor | None = None
     #: Anything else a model's own ``batch()`` adds (e.g. per-window slices).
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def goal(self) -> torch.Tensor:
+        """The rows to predict: the target when there is one, else the input."""
+        return self.x if self.target is None else self.target
+
+
+@dataclass
+class TrainingSet:
+    """Training samples: input rows, optional target rows, the user each sample belongs
+    to (row in the training index) and their side features."""
+
+    inputs: sp.csr_matrix
+    targets: sp.csr_matrix | None
+    users: np.ndarray
+    side: np.ndarray
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
 
 
 def side_block(blocks: dict[str, np.ndarray], rows: np.ndarray | None = None) -> np.ndarray:
@@ -176,16 +204,25 @@ class TorchModel(Model):
     # -- shared ----------------------------------------------------------------------
 
     def batch(self, features: Features, rows: np.ndarray) -> Batch:
-        x = densify(features.matrix, rows, self.device)
+        """Scoring batch for users at ``rows`` of ``features``."""
         if features.users is self.users:
             trained = rows
         else:
             trained = self.users.get_indexer(features.users[rows])
-        side = None
-        if self.uses_user_side:
-            side = torch.from_numpy(side_block(features.user_side, rows)).to(self.device)
-        return Batch(x, torch.as_tensor(np.asarray(trained), dtype=torch.long,
-                                        device=self.device), side)
+        side = side_block(features.user_side, rows) if self.uses_user_side else None
+        return self._batch(features.matrix, None, rows, np.asarray(trained), side)
+
+    def training_batch(self, data: TrainingSet, idx: np.ndarray) -> Batch:
+        side = data.side[idx] if self.uses_user_side else None
+        return self._batch(data.inputs, data.targets, idx, data.users[idx], side)
+
+    def _batch(self, inputs: sp.csr_matrix, targets: sp.csr_matrix | None, idx: np.ndarray,
+               users: np.ndarray, side: np.ndarray | None) -> Batch:
+        return Batch(
+            x=densify(inputs, idx, self.device),
+            rows=torch.as_tensor(users, dtype=torch.long, device=self.device),
+            side=None if side is None else torch.from_numpy(side).to(self.device),
+            target=None if targets is None else densify(targets, idx, self.device))
 
     def fit(self, features: Features, validation: Validation | None, ctx: Context) -> None:
         train(self, features, validation, ctx)
@@ -274,6 +311,45 @@ def _load_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
     return _Progress(**saved["progress"], best_state=saved["best_state"])
 
 
+def training_set(model: TorchModel, features: Features, ctx: Context) -> TrainingSet:
+    """What the loop iterates over: each active user's row, or, in next-window mode, one
+    sample per (user, cut) with the features as of the cut as input and the items the user
+    touched in the following window as target."""
+    p = model.params
+    if p.target == "reconstruct":
+        active = np.flatnonzero(np.diff(features.matrix.indptr) > 0)
+        return TrainingSet(features.matrix[active], None, active,
+                           side_block(features.user_side, active))
+    if ctx.features_at is None:
+        raise PipelineError(f"[model] {model.name}: target = \"next-window\" needs the "
+                            "runner's features_at (train it through a pipeline)")
+    window = parse_duration(p.target_window)
+    frame = features.dataset.events.frame
+    inputs, targets, users, sides = [], [], [], []
+    for i in range(p.cuts):
+        cut = features.now - window * (i + 1)
+        if cut <= features.dataset.events.start:
+            break
+        at_cut = ctx.features_at(cut)
+        during = features.dataset.events.select(
+            ((frame["time"] >= cut) & (frame["time"] < cut + window)).to_numpy())
+        touched = Features.start(features.dataset.with_events(during), cut, features.users,
+                                 features.items).history
+        rows = np.flatnonzero((np.diff(touched.indptr) > 0)
+                              & (np.diff(at_cut.matrix.indptr) > 0))
+        inputs.append(at_cut.matrix[rows])
+        targets.append(touched[rows])
+        users.append(rows)
+        sides.append(side_block(at_cut.user_side, rows))
+    if not inputs or sum(len(u) for u in users) == 0:
+        raise PipelineError(f"[model] {model.name}: no user has events both before and in "
+                            f"the {p.target_window} after any cut; shorten target_window")
+    ctx.log(f"{model.name}: next-window training on {sum(map(len, users))} samples from "
+            f"{len(users)} cuts")
+    return TrainingSet(sp.vstack(inputs).tocsr(), sp.vstack(targets).tocsr(),
+                       np.concatenate(users), np.concatenate(sides))
+
+
 def train(model: TorchModel, features: Features, validation: Validation | None,
           ctx: Context) -> None:
     """Fit ``model`` on the rows of ``features.matrix`` that have any interaction."""
@@ -286,24 +362,24 @@ def train(model: TorchModel, features: Features, validation: Validation | None,
     model.module = model.build(model.dims).to(model.device)
     model.prepare(features)
     optimizers = model.optimizers()
-    active = np.flatnonzero(np.diff(features.matrix.indptr) > 0)
-    n_batches = max(1, math.ceil(len(active) / p.batch_size))
+    data = training_set(model, features, ctx)
+    n_batches = max(1, math.ceil(len(data) / p.batch_size))
     checkpoint = Path(ctx.work_dir) / "checkpoints" / "last.pt" if ctx.work_dir else None
     progress = _Progress()
     if p.resume and checkpoint is not None and checkpoint.exists():
         progress = _load_checkpoint(checkpoint, model, optimizers, rng)
         ctx.log(f"{model.name}: resumed from {checkpoint} after epoch {progress.epoch}")
     metric_name = f"ndcg@{validation.k}" if validation is not None else None
-    ctx.log(f"{model.name}: training on {len(active)} users × {model.n_items} items, "
+    ctx.log(f"{model.name}: training on {len(data)} samples × {model.n_items} items, "
             f"{model.device}, up to {p.epochs} epochs")
     for epoch in range(progress.epoch + 1, p.epochs + 1):
         started = time.perf_counter()
         model.module.train()
         totals: dict[str, float] = {}
-        order = rng.permutation(active)
+        order = rng.permutation(len(data))
         for start in range(0, len(order), p.batch_size):
             ctx.check_cancelled()
-            batch = model.batch(features, np.sort(order[start:start + p.batch_size]))
+            batch = model.training_batch(data, np.sort(order[start:start + p.batch_size]))
             for key, value in model.train_step(batch, progress.step, optimizers).items():
                 totals[key] = totals.get(key, 0.0) + value
             progress.step += 1

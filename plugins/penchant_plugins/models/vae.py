@@ -61,7 +61,7 @@ class MultVAE(TorchModel):
 
     def losses(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits, mu, logvar = self.forward(batch)
-        nll = -(F.log_softmax(logits.float(), dim=1) * batch.x).sum(dim=1).mean()
+        nll = -(F.log_softmax(logits.float(), dim=1) * batch.goal).sum(dim=1).mean()
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
         beta = self.beta(step)
         return {"loss": nll + beta * kl, "nll": nll.detach(), "kl": kl.detach(),

@@ -1,0 +1,93 @@
+"""The shared training loop: devices, next-window samples, seeding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from modelkit import NOW, block_features
+
+import penchant
+from penchant.data import Dataset, Events, Features
+from penchant.training import resolve_device, training_set
+from penchant_plugins.models.vae import MultVAE
+
+SMALL = {"epochs": 3, "batch_size": 16, "hidden": 16, "latent": 4}
+
+
+def test_auto_device_and_refusal_of_missing_cuda() -> None:
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(penchant.PipelineError, match="not valid"):
+        resolve_device("tpu:7")
+    if not torch.cuda.is_available():
+        with pytest.raises(penchant.PipelineError, match="no CUDA device"):
+            resolve_device("cuda:0")
+
+
+def test_the_device_switch_is_honoured(monkeypatch) -> None:
+    """The loop places the module and every batch on the resolved device; CUDA code paths
+    are the same ones (checked for real when a GPU is lent)."""
+    seen = []
+    original = MultVAE.losses
+
+    def spy(self, batch, step):
+        seen.append((batch.x.device, next(self.module.parameters()).device))
+        return original(self, batch, step)
+
+    monkeypatch.setattr(MultVAE, "losses", spy)
+    model = MultVAE({**SMALL, "device": "cpu"})
+    model.fit(block_features(), None, penchant.Context())
+    assert seen and all(x == p == torch.device("cpu") for x, p in seen)
+    if torch.cuda.is_available():
+        seen.clear()
+        model = MultVAE({**SMALL, "device": "cuda"})
+        model.fit(block_features(), None, penchant.Context())
+        assert all(x.type == p.type == "cuda" for x, p in seen)
+
+
+def test_same_seed_same_model_different_seed_different_model() -> None:
+    feats = block_features()
+    rows = np.arange(feats.shape[0])
+    scores = []
+    for seed in (0, 0, 1):
+        model = MultVAE(SMALL)
+        model.fit(feats, None, penchant.Context(seed=seed))
+        scores.append(model.score(feats, rows))
+    np.testing.assert_array_equal(scores[0], scores[1])
+    assert not np.allclose(scores[0], scores[2])
+
+
+def test_next_window_samples_pair_history_before_a_cut_with_the_window_after() -> None:
+    frame = pd.DataFrame({
+        "user": ["a", "a", "a", "b", "b"],
+        "item": ["x", "y", "z", "x", "y"],
+        "time": ["2024-04-01", "2024-05-10", "2024-05-20", "2024-03-01", "2024-04-20"],
+    })
+    features = Features.start(Dataset(Events.from_frame(frame)), NOW)
+    features.matrix = features.history.astype(np.float32)
+
+    def features_at(cut: pd.Timestamp) -> Features:
+        events = features.dataset.events
+        f = Features.start(features.dataset.with_events(
+            events.select((events.frame["time"] < cut).to_numpy())), cut,
+            features.users, features.items)
+        f.matrix = f.history.astype(np.float32)
+        return f
+
+    model = MultVAE({**SMALL, "target": "next-window", "target_window": "30d", "cuts": 3})
+    data = training_set(model, features, penchant.Context(features_at=features_at))
+    # cuts: May 2 (a: x → y, z), April 2 (a: x → none; b: x → y), March 3 (none before)
+    users = list(features.users)
+    samples = {(users[u], tuple(features.items[data.inputs[i].indices]),
+                tuple(features.items[data.targets[i].indices]))
+               for i, u in enumerate(data.users)}
+    assert samples == {("a", ("x",), ("y", "z")), ("b", ("x",), ("y",))}
+
+
+def test_next_window_outside_a_run_is_refused() -> None:
+    model = MultVAE({**SMALL, "target": "next-window"})
+    with pytest.raises(penchant.PipelineError, match="features_at"):
+        model.fit(block_features(), None, penchant.Context())
