@@ -19,7 +19,7 @@ import scipy.sparse as sp
 import torch
 
 from penchant import atomic
-from penchant.components import Model
+from penchant.components import Model, Recommender
 from penchant.data import Features, Recommendations
 from penchant.errors import StoreError
 from penchant.plugins import Registry
@@ -27,15 +27,24 @@ from penchant.plugins import Registry
 MODEL_FORMAT = 1
 
 
-def save_model(model: Model, items: pd.Index, path: Path) -> Path:
+def save_model(model: Model, items: pd.Index, path: Path,
+               recommender: Recommender | None = None) -> Path:
+    """The model, its catalogue and, when it learnt something, the recommender's state."""
     payload = {"format": MODEL_FORMAT, "plugin": model.name, "params": dict(model.params),
-               "items": [str(i) for i in items], "state": model.state()}
+               "items": [str(i) for i in items], "state": model.state(),
+               "recommender": recommender.state() if recommender is not None else {}}
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     return atomic.write_bytes(path, buffer.getvalue())
 
 
 def load_model(path: Path, registry: Registry) -> tuple[Model, pd.Index]:
+    model, items, _ = load_checkpoint(path, registry)
+    return model, items
+
+
+def load_checkpoint(path: Path, registry: Registry) -> tuple[Model, pd.Index, dict[str, Any]]:
+    """Model, catalogue and the recommender state saved with them."""
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -48,7 +57,7 @@ def load_model(path: Path, registry: Registry) -> tuple[Model, pd.Index]:
     cls = registry.get("model", payload["plugin"], str(path))
     model = cls(payload["params"], where=str(path))
     model.load_state(payload["state"])
-    return model, pd.Index(payload["items"], dtype="string")
+    return model, pd.Index(payload["items"], dtype="string"), payload.get("recommender", {})
 
 
 def save_features(features: Features, path: Path) -> Path:

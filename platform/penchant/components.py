@@ -208,9 +208,24 @@ class Model(Component):
 
 
 class Recommender(Component):
-    """Turns a model's scores into ranked lists."""
+    """Turns a model's scores into ranked lists.
+
+    A recommender that learns something of its own (blend weights, item statistics)
+    overrides ``fit`` and keeps it in ``state`` so a stored run recommends the same way.
+    """
 
     kind = "recommender"
+
+    def fit(self, model: Model, features: Features, validation: Validation | None,
+            ctx: Context) -> None:
+        """Learn from ``model``'s scores on ``validation`` (a model that has not seen the
+        validation window) and from ``features`` (the whole training period)."""
+
+    def state(self) -> dict[str, Any]:
+        return {}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``fit`` learnt."""
 
     def recommend(self, model: Model, features: Features, rows: np.ndarray, k: int,
                   ctx: Context) -> Recommendations:

@@ -58,6 +58,9 @@ EVALUATION_PARAMS: tuple[Param, ...] = (
           help="models trained beside the main one with their default parameters"),
     Param("validation", "float", 0.1, min=0, max=0.5,
           help="last share of the training period held out for early stopping (0: none)"),
+    Param("refit", "bool", True,
+          help="early-stop a model that never saw the held-out window, then retrain on the "
+               "whole training period for that many epochs"),
     Param("recommend_k", "int", 20, min=1,
           help="length of each user's list in recommendations.csv"),
 )

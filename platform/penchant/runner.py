@@ -21,12 +21,13 @@ import pandas as pd
 import scipy.sparse as sp
 
 from penchant import artifacts, atomic
-from penchant.components import Component, Context, Model, Source, Validation
+from penchant.components import Component, Context, Model, Recommender, Source, Validation
 from penchant.data import Dataset, Features, Recommendations
 from penchant.errors import PenchantError, PipelineError, RunInterrupted
 from penchant.metrics import evaluate_lists
-from penchant.pipeline import Pipeline, dump
+from penchant.pipeline import ComponentSpec, Pipeline, dump
 from penchant.plugins import Registry, default_registry
+from penchant.ranking import top_k
 from penchant.split import relevant_items, temporal_split, validation_cut
 from penchant.store import RunStore, penchant_home
 
@@ -191,13 +192,15 @@ class Runner:
                                           "nnz": int(f.matrix.nnz)})
         validation = self._validation(train_ds, features) if ev.validation > 0 else None
         model_spec = p.one("model")
-        model = self._stage("train", lambda: self._fit(
-            self.pipeline.create(model_spec, self.registry), features, validation),
-            lambda m: {"best_epoch": getattr(m, "best_epoch", None)})
+        model, early = self._stage("train", lambda: self._train(features, validation),
+                                   lambda pair: {"best_epoch": getattr(pair[1], "best_epoch",
+                                                                       None)})
         baselines = self._stage("baselines", lambda: {
             name: self._fit(self.registry.get("model", name)({}, where=name), features, None)
             for name in ev.baselines if name != model_spec.plugin})
         recommender = self.create("recommender")
+        self._stage("fit recommender", lambda: recommender.fit(
+            early, features, validation, self.context("fit recommender")))
         all_rows = np.arange(features.shape[0])
         depth = max(max(ev.k), ev.recommend_k)
         recs = self._stage("recommend", lambda: recommender.recommend(
@@ -207,7 +210,7 @@ class Runner:
             split, features, recommender, {model_spec.plugin: (model, recs)}, baselines))
         shown = Recommendations(recs.frame[recs.frame["rank"] <= ev.recommend_k]
                                 .reset_index(drop=True))
-        self._stage("write", lambda: self._write(model, features, shown, metrics))
+        self._stage("write", lambda: self._write(model, recommender, features, shown, metrics))
         return RunResult(self.run_info, metrics, shown, self.summary)
 
     def preflight(self) -> Source:
@@ -246,8 +249,35 @@ class Runner:
                                                                "users": users}
         return Validation(val_features, sp.csr_matrix(targets), k=20)
 
-    def _fit(self, model: Model, features: Features, validation: Validation | None) -> Model:
-        ctx = self.context(f"train {model.name}", model.name)
+    def _train(self, features: Features, validation: Validation | None
+               ) -> tuple[Model, Model]:
+        """The final model, and one that never saw the validation window.
+
+        With ``refit`` (the default) the model first trains on the events before the
+        validation cut, early-stopping on the window after it; then a fresh one trains on
+        the whole training period for as many epochs as the first one needed. Without it,
+        one model trains on everything and early-stops on a window it has seen (faster,
+        optimistic), and serves as both.
+        """
+        spec = self.pipeline.one("model")
+        model = self.pipeline.create(spec, self.registry)
+        if validation is None or not self.pipeline.evaluation.refit:
+            fitted = self._fit(model, features, validation)
+            return fitted, fitted
+        early = self._fit(model, validation.features, validation,
+                          label=f"{model.name} (validation)")
+        params = dict(spec.params)
+        names = {p.name for p in model.schema()}
+        if {"epochs", "patience"} <= names and getattr(early, "best_epoch", 0):
+            params.update(epochs=early.best_epoch, patience=0)
+        final = self.pipeline.create(ComponentSpec(spec.kind, spec.plugin, params, spec.table),
+                                     self.registry)
+        return self._fit(final, features, None), early
+
+    def _fit(self, model: Model, features: Features, validation: Validation | None,
+             label: str | None = None) -> Model:
+        label = label or model.name
+        ctx = self.context(f"train {label}", label)
         events = features.dataset.events
 
         def features_at(cut: pd.Timestamp) -> Features:
@@ -260,7 +290,7 @@ class Runner:
         model.fit(features, validation, ctx)
         return model
 
-    def _evaluate(self, split: Any, features: Features, recommender: Any,
+    def _evaluate(self, split: Any, features: Features, recommender: Recommender,
                   lists: dict[str, tuple[Model, Recommendations]],
                   baselines: dict[str, Model]) -> dict[str, Any]:
         ev = self.pipeline.evaluation
@@ -269,8 +299,9 @@ class Runner:
         evaluated = sorted(set().union(*[set(r) for r in relevant.values()]))
         rows = features.users.get_indexer(pd.Index(evaluated, dtype="string"))
         ctx = self.context("evaluate")
+        exclude = recommender.params.get("exclude_seen", True)
         for name, model in baselines.items():
-            lists[name] = (model, recommender.recommend(model, features, rows, max(ev.k), ctx))
+            lists[name] = (model, top_k(model.score, features, rows, max(ev.k), ctx, exclude))
         results: dict[str, dict[str, dict[str, float]]] = {}
         for name, (_, recs) in lists.items():
             ranked = recs.lists()
@@ -279,8 +310,8 @@ class Runner:
         return {"cutoff": str(split.cutoff), "horizons": list(ev.horizons), "k": list(ev.k),
                 "model": self.pipeline.one("model").plugin, "results": _clean(results)}
 
-    def _write(self, model: Model, features: Features, recs: Recommendations,
-               metrics: dict[str, Any]) -> dict[str, Path]:
+    def _write(self, model: Model, recommender: Recommender, features: Features,
+               recs: Recommendations, metrics: dict[str, Any]) -> dict[str, Path]:
         out = self.out_dir
         assert out is not None and self.run_info is not None
         losses = self.store.losses(self.run_info.id)
@@ -288,7 +319,8 @@ class Runner:
             "metrics": artifacts.write_json(out / "metrics.json", metrics),
             "recommendations": artifacts.write_recommendations(out / "recommendations.csv",
                                                                recs),
-            "model": artifacts.save_model(model, features.items, out / "model.pt"),
+            "model": artifacts.save_model(model, features.items, out / "model.pt",
+                                          recommender),
             "features": artifacts.save_features(features, out / "features.npz"),
             "losses": artifacts.write_losses(out / "losses.csv", losses),
             "pipeline": atomic.write_text(

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from penchant.artifacts import load_features, load_model
+from penchant.artifacts import load_checkpoint, load_features
 from penchant.components import Context
 from penchant.data import Dataset, Events, Features
 from penchant.errors import DataError, StoreError
@@ -41,7 +41,8 @@ class TrainedRun:
         self.run_id = run_id
         self.pipeline = build_pipeline(tomllib.loads(record.pipeline), self.registry,
                                        Path(paths["pipeline"]))
-        self.model, self.items = load_model(Path(paths["model"]), self.registry)
+        self.model, self.items, recommender_state = load_checkpoint(Path(paths["model"]),
+                                                                    self.registry)
         stored = load_features(Path(paths["features"]))
         empty = Dataset(Events.concat([]))
         self.features = Features(users=stored["users"], items=stored["items"],
@@ -49,6 +50,7 @@ class TrainedRun:
                                  history=stored["history"])
         self.recommender = self.pipeline.create(self.pipeline.one("recommender"),
                                                 self.registry)
+        self.recommender.load_state(recommender_state)
 
     @property
     def users(self) -> pd.Index:

@@ -1,0 +1,52 @@
+"""Top-k lists from scores: the one ranking routine every recommender and the evaluation
+of baselines share, so "exclude what the user has" means the same everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from penchant.components import Context
+from penchant.data import Features, Recommendations
+
+Scorer = Callable[[Features, np.ndarray], np.ndarray]
+
+
+def top_k(score: Scorer, features: Features, rows: np.ndarray, k: int, ctx: Context,
+          exclude_seen: bool = True, batch_size: int = 2048) -> Recommendations:
+    """The ``k`` best items per user at ``rows``, scored ``batch_size`` users at a time.
+
+    Seen items (``features.history``) get -inf when ``exclude_seen``; items scored -inf are
+    never listed, so a user who has seen nearly everything gets a shorter list.
+    """
+    k = min(k, features.shape[1])
+    users, items, ranks, scores = [], [], [], []
+    for start in range(0, len(rows), batch_size):
+        ctx.check_cancelled()
+        batch = rows[start:start + batch_size]
+        s = np.array(score(features, batch), dtype=np.float32)
+        if exclude_seen:
+            s[features.history[batch].nonzero()] = -np.inf
+        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        top_scores = np.take_along_axis(s, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        valid = np.isfinite(top_scores)
+        users.append(np.repeat(batch, k).reshape(len(batch), k)[valid])
+        items.append(top[valid])
+        ranks.append(np.tile(np.arange(1, k + 1), (len(batch), 1))[valid])
+        scores.append(top_scores[valid])
+        ctx.progress("recommend", min(start + len(batch), len(rows)), len(rows))
+    return Recommendations(pd.DataFrame({
+        "user": features.users[_joined(users, np.int64)].astype("string"),
+        "item": features.items[_joined(items, np.int64)].astype("string"),
+        "rank": _joined(ranks, np.int64),
+        "score": _joined(scores, np.float32),
+    }))
+
+
+def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+    return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype)
