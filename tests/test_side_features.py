@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from modelkit import NOW, block_frame, own_item_recall, registry_with
 
 import penchant
+from modelkit import NOW, block_frame, own_item_recall, registry_with
 from penchant.artifacts import load_model, save_model
 from penchant.data import Dataset, Events, Features
 from penchant_plugins.features import BehaviourFeatures, ItemFeatures, UserFeatures
@@ -65,7 +65,7 @@ def test_behaviour_features_by_hand() -> None:
 def test_missing_side_table_or_column_is_explained() -> None:
     with pytest.raises(penchant.DataError, match="no side table"):
         UserFeatures({}).extract(tiny_features(LOG, users=None), penchant.Context())
-    with pytest.raises(penchant.DataError, match="colour.*it has: category, price"):
+    with pytest.raises(penchant.DataError, match=r"colour.*it has: category, price"):
         ItemFeatures({"columns": ["colour"]}).extract(tiny_features(LOG), penchant.Context())
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from modelkit import NOW, block_features
 
 import penchant
+from modelkit import NOW, block_features
 from penchant.data import Dataset, Events, Features
 from penchant.training import resolve_device, training_set
 from penchant_plugins.models.vae import MultVAE

@@ -65,6 +65,7 @@ def save_features(features: Features, path: Path) -> Path:
         "users": np.asarray(features.users, dtype=str),
         "items": np.asarray(features.items, dtype=str),
         "now": np.asarray([features.now.value], dtype=np.int64),
+        "idle_days": np.asarray(features.idle_days, dtype=np.float64),
     }
     for name in ("matrix", "history"):
         m = getattr(features, name).tocsr()
@@ -76,13 +77,14 @@ def save_features(features: Features, path: Path) -> Path:
 
 
 def load_features(path: Path) -> dict[str, Any]:
-    """users, items (indexes), now (timestamp), matrix and history (CSR)."""
+    """users, items (indexes), now (timestamp), idle_days, matrix and history (CSR)."""
     with np.load(path, allow_pickle=False) as z:
         users = pd.Index(z["users"].astype(str), dtype="string")
         items = pd.Index(z["items"].astype(str), dtype="string")
         shape = (len(users), len(items))
         out: dict[str, Any] = {"users": users, "items": items,
-                               "now": pd.Timestamp(int(z["now"][0]), tz="UTC")}
+                               "now": pd.Timestamp(int(z["now"][0]), tz="UTC"),
+                               "idle_days": z["idle_days"]}
         for name in ("matrix", "history"):
             out[name] = sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"],
                                        z[f"{name}_indptr"]), shape=shape)

@@ -42,6 +42,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from penchant.plugins import default_registry
+    from penchant.store import penchant_home
+    from penchant.tune import load_space, tune
+
+    registry = default_registry()
+    space = load_space(args.space)
+    out = args.out or args.pipeline.with_name(f"{args.pipeline.stem}.tuned.toml")
+    work = args.work or penchant_home() / "tuning" / args.pipeline.stem
+
+    def report(number: int, chosen: dict, value: float) -> None:
+        shown = ", ".join(f"{k}={v!r}" for k, v in chosen.items())
+        print(f"trial {number}: {value:.4f}  {shown}", flush=True)
+
+    result = tune(args.pipeline, space, args.trials, registry, _store(args), out, work,
+                  on_trial=report)
+    print(f"best {result.best_value:.4f} (run {result.best_run}): "
+          + ", ".join(f"{k}={v!r}" for k, v in result.best_params.items()))
+    print(f"written to {result.pipeline_path}")
+    return 0
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from penchant.report import table
 
@@ -153,6 +175,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="folder for the run's files")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     run.set_defaults(func=cmd_run)
+
+    tune = sub.add_parser("tune", help="search hyper-parameters; each trial is a run")
+    tune.add_argument("pipeline", type=Path)
+    tune.add_argument("--space", type=Path, required=True, help="search space TOML file")
+    tune.add_argument("--trials", type=int, default=20)
+    tune.add_argument("--out", type=Path, help="where the best pipeline is written "
+                                                "(default: PIPELINE.tuned.toml)")
+    tune.add_argument("--work", type=Path, help="folder for the trials' run folders")
+    tune.set_defaults(func=cmd_tune)
 
     runs = sub.add_parser("runs", help="list and inspect recorded runs").add_subparsers(
         dest="runs_command", required=True)

@@ -199,6 +199,9 @@ class Features:
     user_side: dict[str, np.ndarray] = field(default_factory=dict)
     item_side: dict[str, np.ndarray] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Days from each user's last event to ``now`` (NaN without events): how fresh a
+    #: user's history is, which decides how much it should outweigh what is trending.
+    idle_days: np.ndarray | None = None
 
     @classmethod
     def start(cls, dataset: Dataset, now: pd.Timestamp,
@@ -211,6 +214,14 @@ class Features:
             pd.unique(f["item"].astype("string")), dtype="string")
         feats = cls(users=users, items=items, now=now, dataset=dataset)
         feats.history = feats.interaction_matrix(np.ones(len(f), dtype=np.float32), binary=True)
+        rows, _ = feats.coordinates()
+        idle = np.full(len(users), np.nan)
+        if len(f):
+            age = (now - f["time"]).dt.total_seconds().to_numpy() / 86400
+            known = rows >= 0
+            last = pd.Series(age[known]).groupby(rows[known]).min()
+            idle[last.index.to_numpy()] = last.to_numpy()
+        feats.idle_days = idle
         return feats
 
     @property

@@ -191,7 +191,7 @@ def validate(params: Iterable[Param], values: Mapping[str, Any], where: str) -> 
             problems.append(f"{where}: unknown key {key!r}; allowed keys: {allowed}")
     out = ParamValues()
     for name, param in schema.items():
-        if name not in values:
+        if values.get(name) is None:  # absent, or a saved unset value
             if param.required:
                 problems.append(f"{where}: key {name!r} is required ({param.help})")
             out[name] = copy.deepcopy(param.default)  # never share a mutable default

@@ -47,7 +47,7 @@ class TrainedRun:
         empty = Dataset(Events.concat([]))
         self.features = Features(users=stored["users"], items=stored["items"],
                                  now=stored["now"], dataset=empty, matrix=stored["matrix"],
-                                 history=stored["history"])
+                                 history=stored["history"], idle_days=stored["idle_days"])
         self.recommender = self.pipeline.create(self.pipeline.one("recommender"),
                                                 self.registry)
         self.recommender.load_state(recommender_state)

@@ -292,6 +292,7 @@ def _save_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
         "model": model.state(),
         "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
         "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if model.device.type == "cuda" else [],
         "rng_numpy": rng.bit_generator.state,
         "progress": {"epoch": progress.epoch, "step": progress.step,
                      "best_metric": progress.best_metric, "best_epoch": progress.best_epoch,
@@ -307,6 +308,8 @@ def _load_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
     for name, opt in optimizers.items():
         opt.load_state_dict(saved["optimizers"][name])
     torch.set_rng_state(saved["rng_torch"].cpu())
+    if saved.get("rng_cuda"):
+        torch.cuda.set_rng_state_all(saved["rng_cuda"])
     rng.bit_generator.state = saved["rng_numpy"]
     return _Progress(**saved["progress"], best_state=saved["best_state"])
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from penchant import hookimpl
+from penchant_plugins.models.cdae import CDAE
+from penchant_plugins.models.cfgan import CFGAN
 from penchant_plugins.models.cvae import ConditionalVAE
+from penchant_plugins.models.dae import MultDAE
 from penchant_plugins.models.ease import EASE
 from penchant_plugins.models.itemknn import ItemKNN
 from penchant_plugins.models.popularity import Popularity, RecentPopularity
@@ -12,4 +15,5 @@ from penchant_plugins.models.vae import MultVAE
 
 @hookimpl
 def penchant_register_models() -> list[type]:
-    return [MultVAE, ConditionalVAE, ItemKNN, EASE, Popularity, RecentPopularity]
+    return [MultVAE, ConditionalVAE, MultDAE, CDAE, CFGAN, ItemKNN, EASE, Popularity,
+            RecentPopularity]
