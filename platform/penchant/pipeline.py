@@ -51,6 +51,9 @@ PIPELINE_PARAMS: tuple[Param, ...] = (
 EVALUATION_PARAMS: tuple[Param, ...] = (
     Param("cutoff", "timepoint", 0.8,
           help="train before this time, evaluate after: an ISO date or a quantile of times"),
+    Param("until", "timepoint", None,
+          help="ignore events from this time on (a date or quantile of all event times): "
+               "what tuning uses to keep the test period out of sight"),
     Param("horizons", "list", ["7d", "30d", "90d"], items="duration",
           help="windows after the cutoff in which a user's new items count as relevant"),
     Param("k", "list", [10, 20], items="int", min=1, help="list lengths for the metrics"),

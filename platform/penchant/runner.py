@@ -28,7 +28,7 @@ from penchant.metrics import evaluate_lists
 from penchant.pipeline import ComponentSpec, Pipeline, dump
 from penchant.plugins import Registry, default_registry
 from penchant.ranking import top_k
-from penchant.split import relevant_items, temporal_split, validation_cut
+from penchant.split import relevant_items, resolve_cutoff, temporal_split, validation_cut
 from penchant.store import RunStore, penchant_home
 
 
@@ -183,6 +183,9 @@ class Runner:
             dataset = self._stage(label, lambda step=step, ds=dataset, label=label: step.apply(
                 ds, self.context(label)), _dataset_summary)
         dataset.events.check(f"{p.origin}: events after loading and preprocessing")
+        if ev.until is not None:
+            dataset = self._stage("until", lambda: _until(dataset, ev.until),
+                                  _dataset_summary)
         split = self._stage("split", lambda: temporal_split(dataset.events, ev.cutoff),
                             lambda s: {"cutoff": str(s.cutoff), "train_events": len(s.train),
                                        "test_events": len(s.test)})
@@ -345,6 +348,12 @@ def extract_features(pipeline: Pipeline, registry: Registry, dataset: Dataset,
         raise PipelineError(f"{pipeline.origin} [[features]]: no extractor built an "
                             "interaction matrix; add plugin = \"interactions\"")
     return features
+
+
+def _until(dataset: Dataset, until: str | float) -> Dataset:
+    at = resolve_cutoff(dataset.events, until)
+    kept = dataset.events.select((dataset.events.frame["time"] < at).to_numpy())
+    return dataset.with_events(kept, f"events before {at}")
 
 
 def _dataset_summary(ds: Dataset) -> dict[str, Any]:

@@ -28,13 +28,13 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import tomli_w
 
 from penchant.errors import PenchantError, PipelineError
 from penchant.params import Param, validate
 from penchant.pipeline import (
     apply_overrides,
     build_pipeline,
-    dump,
     load_pipeline,
     read_document,
     save_pipeline,
@@ -130,7 +130,8 @@ class TuneResult:
 
 
 def _override(key: str, value: Any) -> str:
-    return f"{key}={dump({'v': value}).split('=', 1)[1].strip()}"
+    """A ``--set`` string for any TOML value (strings quoted, lists bracketed)."""
+    return f"{key}={tomli_w.dumps({'v': value}).split('=', 1)[1].strip()}"
 
 
 def tune(pipeline_path: str | Path, space: Space, trials: int, registry: Registry,

@@ -1,0 +1,62 @@
+"""Hyper-parameter search: trials are runs that never see the test period."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from penchant.errors import PipelineError
+from penchant.plugins import Registry
+from penchant.store import RunStore
+from penchant.tune import load_space, tune
+
+SPACE = """
+[parameters]
+"model.epochs" = [1, 2]
+"features.0.half_life" = ["14d", "60d"]
+
+[search]
+method = "grid"
+metric = "ndcg@10"
+horizon = "30d"
+"""
+
+
+def test_grid_search_records_every_trial_and_writes_the_best(pipeline_file, tmp_path) -> None:
+    space_file = tmp_path / "space.toml"
+    space_file.write_text(SPACE)
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    seen = []
+    result = tune(pipeline_file, load_space(space_file), 4, Registry(), store,
+                  tmp_path / "best.toml", tmp_path / "trials",
+                  on_trial=lambda n, chosen, value: seen.append((chosen, value)))
+    assert len(result.runs) == 4 and len(store.runs()) == 4
+    assert {tuple(sorted(c.items())) for c, _ in seen} == {
+        (("features.0.half_life", h), ("model.epochs", e)) for h in ("14d", "60d")
+        for e in (1, 2)}
+    assert result.best_value == max(v for _, v in seen)
+    best = tomllib.loads(result.pipeline_path.read_text())
+    assert best["model"]["epochs"] == result.best_params["model.epochs"]
+    assert best["features"][0]["half_life"] == result.best_params["features.0.half_life"]
+    assert "until" not in best.get("evaluation", {}), "the written pipeline is the real one"
+    # every trial stopped at the real cutoff and scored inside the training period
+    for run in store.runs():
+        stages = run.summary["stages"]
+        assert stages["until"]["events"] < stages["load"]["events"]
+        assert stages["split"]["test_events"] < stages["until"]["events"]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[parameters]\n", "names nothing to search"),
+    ('[parameters]\n"model.lr" = { low = 1, high = 0 }\n', "low must be below high"),
+    ('[parameters]\n"model.lr" = 3\n', "expected a list of choices or a range table"),
+    ('[parameters]\n"model.lr" = [1]\n[search]\nmethod = "anneal"\n', "key 'method'"),
+    ('[params]\n', "unknown table(s) params"),
+])
+def test_bad_spaces_are_refused_with_the_key(tmp_path, text, fragment) -> None:
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    with pytest.raises(PipelineError) as info:
+        load_space(path)
+    assert fragment in str(info.value) and str(path) in str(info.value)
