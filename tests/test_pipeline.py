@@ -89,6 +89,8 @@ def test_overrides_parse_toml_values_and_index_lists() -> None:
     assert out["preprocess"][0]["keep"] == "last"
     assert out["evaluation"]["k"] == [5, 10]
     assert doc["model"] == {"plugin": "vae"}, "the original is untouched"
+    grown = apply_overrides(doc, ["preprocess.1.plugin=k-core"])
+    assert grown["preprocess"] == [{"plugin": "dedup"}, {"plugin": "k-core"}]
     for bad in ("epochs=3", "model.epochs", "preprocess.key=1", "preprocess.5.key=1"):
         with pytest.raises(PipelineError, match="--set"):
             apply_overrides(doc, [bad])

@@ -66,6 +66,13 @@ EVALUATION_PARAMS: tuple[Param, ...] = (
                "whole training period for that many epochs"),
     Param("recommend_k", "int", 20, min=1,
           help="length of each user's list in recommendations.csv"),
+    Param("interests", "bool", False,
+          help="also score forecasts of each user's category distribution per horizon "
+               "(Jensen-Shannon divergence, top-3 overlap) and write trajectories.csv"),
+    Param("category", "str", "category",
+          help="column of the items side table that holds each item's category"),
+    Param("interest_half_life", "duration", "30d",
+          help="half-life of the recency-weighted persistence baseline of interests"),
 )
 
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -167,7 +174,8 @@ def parse_value(text: str) -> Any:
 
 
 def apply_overrides(doc: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """``table.key=value`` (or ``preprocess.1.key=value`` for the second of a list)."""
+    """``table.key=value``; ``preprocess.1.key=value`` sets the second of a list, and the
+    index just past the end adds a table (``features.1.plugin=item-features``)."""
     doc = copy.deepcopy(doc)
     for override in overrides:
         path, sep, text = override.partition("=")
@@ -178,9 +186,12 @@ def apply_overrides(doc: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         node: Any = doc
         for i, key in enumerate(keys[:-1]):
             if isinstance(node, list):
-                if not key.isdigit() or int(key) >= len(node):
+                if not key.isdigit() or int(key) > len(node):
                     raise PipelineError(f"--set {override!r}: {'.'.join(keys[:i])} has "
-                                        f"{len(node)} entries; {key!r} is not one of them")
+                                        f"{len(node)} entries; {key!r} is not one of them "
+                                        f"(use {len(node)} to add one)")
+                if int(key) == len(node):
+                    node.append({})
                 node = node[int(key)]
             else:
                 nxt = node.setdefault(key, {})

@@ -1,0 +1,151 @@
+"""Every model, with and without the time-aware options, on every dataset.
+
+Prints (and with --out writes) the markdown tables of docs/results.md: NDCG@10, NDCG@20
+and Recall@20 per horizon, and training seconds, under the temporal protocol. Datasets
+whose files are absent (../shared/data) are skipped with a note.
+
+    python benchmarks/compare.py [--datasets ml-100k ...] [--models vae ease ...]
+                                 [--seeds 0 1 2] [--out docs/results.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from penchant.errors import PenchantError
+from penchant.pipeline import build_pipeline, read_document
+from penchant.plugins import default_registry
+from penchant.runner import Runner
+from penchant.store import RunStore
+
+HERE = Path(__file__).resolve().parent
+DATASETS = {
+    "demo-shop": HERE / "pipelines" / "demo-shop.toml",
+    "ml-100k": HERE / "pipelines" / "ml-100k.toml",
+    "amazon-mi": HERE / "pipelines" / "amazon-mi.toml",
+}
+#: The decay half-life that suits each dataset's pace (ml-100k users rate in bursts).
+HALF_LIFE = {"demo-shop": "60d", "ml-100k": "14d", "amazon-mi": "60d"}
+TRAINING = {"epochs": 50, "batch_size": 64, "patience": 5}
+MODELS: dict[str, dict[str, Any]] = {
+    "popularity": {},
+    "recent-popularity": {},
+    "itemknn": {},
+    "ease": {},
+    "vae": TRAINING,
+    "dae": TRAINING,
+    "cdae": TRAINING,
+    "cfgan": TRAINING,
+    "cvae": TRAINING,
+}
+SIDE_FEATURES = [{"plugin": "user-features"}, {"plugin": "behaviour-features"},
+                 {"plugin": "item-features"}]
+METRICS = ("ndcg@10", "ndcg@20", "recall@20")
+
+
+def variant_doc(base: dict[str, Any], dataset: str, model: str, timed: bool) -> dict[str, Any]:
+    doc = copy.deepcopy(base)
+    doc["model"] = {"plugin": model, **MODELS[model]}
+    doc["evaluation"]["baselines"] = []
+    if model == "cvae":
+        doc["features"] = doc["features"] + SIDE_FEATURES
+    if timed:
+        doc["features"][0]["half_life"] = HALF_LIFE[dataset]
+        doc["recommender"] = {"plugin": "hybrid"}
+    return doc
+
+
+def available(dataset: str, model: str) -> bool:
+    return model != "cvae" or dataset == "demo-shop"  # the others have no side tables
+
+
+def run_one(path: Path, doc: dict[str, Any], seed: int, store: RunStore,
+            work: Path) -> tuple[dict[str, Any], float]:
+    doc = copy.deepcopy(doc)
+    doc["pipeline"]["seed"] = seed
+    registry = default_registry()
+    pipeline = build_pipeline(doc, registry, path)
+    result = Runner(pipeline, registry, store, work).run()
+    model = pipeline.one("model").plugin
+    seconds = result.summary["stages"]["train"]["seconds"]
+    return result.metrics["results"][model], seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
+    parser.add_argument("--models", nargs="*", default=list(MODELS))
+    parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    lines = [f"Measured {date.today()} with `python benchmarks/compare.py "
+             f"--seeds {' '.join(map(str, args.seeds))}` on 2 CPU cores; mean over seeds "
+             "(± spread = max − min). \"time\" = interactions decayed with the dataset's "
+             "half-life and the hybrid recommender.", ""]
+    with tempfile.TemporaryDirectory() as tmp:
+        store = RunStore(f"sqlite:///{tmp}/runs.sqlite")
+        for dataset in args.datasets:
+            path = DATASETS[dataset]
+            try:
+                base = read_document(path)
+                build_pipeline(base, default_registry(), path)
+            except PenchantError as exc:
+                lines += [f"## {dataset}", "", f"skipped: {exc}", ""]
+                continue
+            horizons = base.get("evaluation", {}).get("horizons", ["7d", "30d", "90d"])
+            header = ["model", "options"] + [f"{h} {m}" for h in horizons for m in METRICS]
+            rows = []
+            for model in args.models:
+                if not available(dataset, model):
+                    continue
+                for timed in (False, True):
+                    runs = []
+                    for seed in args.seeds:
+                        started = time.perf_counter()
+                        try:
+                            runs.append(run_one(path, variant_doc(base, dataset, model, timed),
+                                                seed, store, Path(tmp) / "run"))
+                        except PenchantError as exc:
+                            print(f"{dataset} {model}: {exc}", file=sys.stderr)
+                            break
+                        print(f"{dataset} {model} {'time' if timed else 'plain'} seed {seed}: "
+                              f"{time.perf_counter() - started:.0f}s", file=sys.stderr)
+                    if runs:
+                        rows.append(_row(model, timed, horizons, runs))
+            table = ["| " + " | ".join([*header, "train s"]) + " |",
+                     "|" + "---|" * (len(header) + 1), *rows]
+            lines += [f"## {dataset}", "", *table, ""]
+            print("\n".join(table), flush=True)
+    text = "\n".join(lines)
+    if args.out:
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+def _row(model: str, timed: bool, horizons: list[str],
+         runs: list[tuple[dict[str, Any], float]]) -> str:
+    cells = [model, "time" if timed else "plain"]
+    for h in horizons:
+        for m in METRICS:
+            values = [r[h][m] for r, _ in runs if r[h].get(m) is not None]
+            if not values:
+                cells.append("-")
+                continue
+            mean = statistics.fmean(values)
+            spread = max(values) - min(values)
+            cells.append(f"{mean:.4f}" + (f" ±{spread:.3f}" if len(values) > 1 else ""))
+    cells.append(f"{statistics.fmean(s for _, s in runs):.1f}")
+    return "| " + " | ".join(cells) + " |"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
