@@ -56,3 +56,28 @@ def test_usage_errors_exit_with_argparse_code(argv) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+def test_generate_demo_shop_writes_a_runnable_shop(tmp_path, capsys) -> None:
+    out = tmp_path / "shop"
+    assert main(["generate", "demo-shop", str(out), "--users", "60", "--items", "60",
+                 "--months", "3", "--seed", "4"]) == 0
+    printed = capsys.readouterr().out
+    for name in ("events.csv.gz", "items.csv", "users.csv", "interests.csv.gz"):
+        assert (out / name).exists() and name in printed
+
+
+def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log() -> None:
+    import io
+
+    from penchant.progress import ProgressPrinter
+
+    tty, log = io.StringIO(), io.StringIO()
+    for stream, is_tty in ((tty, True), (log, False)):
+        printer = ProgressPrinter(stream, tty=is_tty)
+        for done in range(1, 4):
+            printer.penchant_on_progress("train", done, 3)
+        printer.penchant_on_stage_end("train", 1.5, {"best_epoch": 2})
+    assert "\r" in tty.getvalue() and "[" in tty.getvalue() and "eta" in tty.getvalue()
+    assert "\r" not in log.getvalue()
+    assert "train: 3/3" in log.getvalue() and "train done in 1.5s (best_epoch 2)" in log.getvalue()
