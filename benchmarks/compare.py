@@ -57,6 +57,8 @@ def variant_doc(base: dict[str, Any], dataset: str, model: str, timed: bool) -> 
     doc["evaluation"]["baselines"] = []
     if model == "cvae":
         doc["features"] = doc["features"] + SIDE_FEATURES
+    doc["features"][0].pop("half_life", None)
+    doc["recommender"] = {"plugin": "top-k"}
     if timed:
         doc["features"][0]["half_life"] = HALF_LIFE[dataset]
         doc["recommender"] = {"plugin": "hybrid"}
