@@ -150,3 +150,15 @@ def test_recommendations_are_finite_and_ranked(pipeline_file, store, registry,
     assert np.isfinite(frame["score"]).all()
     for _, group in frame.groupby("user"):
         assert (np.diff(group.sort_values("rank")["score"].to_numpy()) <= 1e-6).all()
+
+
+def test_light_users_are_scored_apart(pipeline_file, store, registry, tmp_path) -> None:
+    result = run(pipeline_file, store, registry, tmp_path / "out",
+                 overrides=["evaluation.light_users=20"])
+    light = result.metrics["light_users"]
+    assert light["max_events"] == 20
+    for h in ("7d", "30d"):
+        everyone = result.metrics["results"]["vae"][h]["users"]
+        assert 0 < light["results"]["vae"][h]["users"] < everyone
+    stored = store.metrics(result.run.id)["vae"]
+    assert stored["30d light"]["users"] == light["results"]["vae"]["30d"]["users"]

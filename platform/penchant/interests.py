@@ -45,9 +45,11 @@ from penchant.params import parse_duration
 
 #: Columns of an interest trajectory, one value per row (long format).
 #: ``kind`` is ``observed`` (category shares of a past window), ``latent`` (the model's
-#: state in a past window, ``name`` = dimension), or ``forecast`` (category shares for
-#: ``[now, now + horizon)``); ``window`` counts past windows back from ``now`` (-1 is the
-#: last one) and is 0 for forecasts; ``model`` names what produced the row ("" for data).
+#: state in a past window, ``name`` = a coordinate the model chooses, e.g. ``pc1``), or
+#: ``forecast`` (category shares for ``[now, now + horizon)``; the persistence baselines,
+#: the same at every horizon, have horizon ""); ``window`` counts past windows back from
+#: ``now`` (-1 is the last one) and is 0 for forecasts; ``model`` names what produced the
+#: row ("" for data). Shares that are 0 (observed) or tiny (forecasts) are left out.
 TRAJECTORY_COLUMNS = ("user", "model", "kind", "window", "start", "end", "horizon", "name",
                       "value")
 
@@ -396,9 +398,7 @@ def interest_trajectories(train: Events, cutoff: pd.Timestamp, users: pd.Index,
     for name, forecast in ((PERSISTENCE, persistence(train, users, categories)),
                            (RECENCY, recency_persistence(train, users, categories, cutoff,
                                                          half_life))):
-        for h in horizons:
-            parts.append(long_rows(users, forecast, categories.names, model=name,
-                                   kind="forecast", start=cutoff,
-                                   end=cutoff + parse_duration(h), horizon=h,
-                                   keep=forecast > 0))
+        parts.append(long_rows(users, forecast, categories.names, model=name,
+                               kind="forecast", start=cutoff, end=None, horizon="",
+                               keep=forecast > 0))
     return trajectory_frame(parts)

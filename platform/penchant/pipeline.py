@@ -66,6 +66,8 @@ EVALUATION_PARAMS: tuple[Param, ...] = (
                "whole training period for that many epochs"),
     Param("recommend_k", "int", 20, min=1,
           help="length of each user's list in recommendations.csv"),
+    Param("light_users", "int", 3, min=0,
+          help="also score users with at most this many training events apart (0: off)"),
     Param("interests", "bool", False,
           help="also score forecasts of each user's category distribution per horizon "
                "(Jensen-Shannon divergence, top-3 overlap) and write trajectories.csv"),

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from penchant import artifacts, atomic
+from penchant import artifacts, atomic, interests
 from penchant.components import Component, Context, Model, Recommender, Source, Validation
 from penchant.data import Dataset, Features, Recommendations
 from penchant.errors import PenchantError, PipelineError, RunInterrupted
@@ -190,6 +190,9 @@ class Runner:
                             lambda s: {"cutoff": str(s.cutoff), "train_events": len(s.train),
                                        "test_events": len(s.test)})
         train_ds = dataset.with_events(split.train, f"before {split.cutoff}")
+        categories = interests.Categories.from_dataset(
+            train_ds, ev.category, f"{p.origin} [evaluation] key 'category'") \
+            if ev.interests else None
         features = self._stage("features", lambda: self.features(train_ds, split.cutoff),
                                lambda f: {"users": f.shape[0], "items": f.shape[1],
                                           "nnz": int(f.matrix.nnz)})
@@ -211,9 +214,14 @@ class Runner:
             lambda r: {"users": int(r.frame["user"].nunique()), "rows": len(r.frame)})
         metrics = self._stage("evaluate", lambda: self._evaluate(
             split, features, recommender, {model_spec.plugin: (model, recs)}, baselines))
+        trajectories = None
+        if categories is not None:
+            metrics["interests"], trajectories = self._stage("interests", lambda: self._interests(
+                split, features, model, categories), lambda r: {"trajectory_rows": len(r[1])})
         shown = Recommendations(recs.frame[recs.frame["rank"] <= ev.recommend_k]
                                 .reset_index(drop=True))
-        self._stage("write", lambda: self._write(model, recommender, features, shown, metrics))
+        self._stage("write", lambda: self._write(model, recommender, features, shown, metrics,
+                                                 trajectories))
         return RunResult(self.run_info, metrics, shown, self.summary)
 
     def preflight(self) -> Source:
@@ -305,16 +313,43 @@ class Runner:
         exclude = recommender.params.get("exclude_seen", True)
         for name, model in baselines.items():
             lists[name] = (model, top_k(model.score, features, rows, max(ev.k), ctx, exclude))
+        light = _light_users(split.train, ev.light_users)
         results: dict[str, dict[str, dict[str, float]]] = {}
+        segments: dict[str, dict[str, dict[str, float]]] = {}
         for name, (_, recs) in lists.items():
             ranked = recs.lists()
             results[name] = {h: evaluate_lists(ranked, relevant[h], ev.k, features.shape[1])
                              for h in ev.horizons}
-        return {"cutoff": str(split.cutoff), "horizons": list(ev.horizons), "k": list(ev.k),
-                "model": self.pipeline.one("model").plugin, "results": _clean(results)}
+            if light is not None:
+                segments[name] = {h: evaluate_lists(
+                    ranked, {u: r for u, r in relevant[h].items() if u in light}, ev.k,
+                    features.shape[1]) for h in ev.horizons}
+        out = {"cutoff": str(split.cutoff), "horizons": list(ev.horizons), "k": list(ev.k),
+               "model": self.pipeline.one("model").plugin, "results": _clean(results)}
+        if light is not None:
+            out["light_users"] = {"max_events": ev.light_users, "results": _clean(segments)}
+        return out
+
+    def _interests(self, split: Any, features: Features, model: Model,
+                   categories: interests.Categories) -> tuple[dict[str, Any], pd.DataFrame]:
+        """Category-distribution forecasts against the persistence baselines, and the
+        trajectories of every user with training history."""
+        ev = self.pipeline.evaluation
+        name = self.pipeline.one("model").plugin
+        if not isinstance(model, interests.InterestModel):
+            self.log(f"interests: {name} does not forecast interests; scoring the "
+                     "baselines only")
+        report = interests.evaluate_interests(split.train, split.test, split.cutoff,
+                                              features.users, categories, ev.horizons,
+                                              ev.interest_half_life, {name: model}, features)
+        trajectories = interests.interest_trajectories(
+            split.train, split.cutoff, features.users, categories, ev.horizons,
+            ev.interest_half_life, name, model, features)
+        return _clean(report.metrics), trajectories
 
     def _write(self, model: Model, recommender: Recommender, features: Features,
-               recs: Recommendations, metrics: dict[str, Any]) -> dict[str, Path]:
+               recs: Recommendations, metrics: dict[str, Any],
+               trajectories: pd.DataFrame | None = None) -> dict[str, Path]:
         out = self.out_dir
         assert out is not None and self.run_info is not None
         losses = self.store.losses(self.run_info.id)
@@ -330,7 +365,10 @@ class Runner:
                 out / "pipeline.toml",
                 dump(self.pipeline.resolved_doc(self.registry, masked=True))),
         }
-        self.store.add_metrics(self.run_info.id, metrics["results"])
+        if trajectories is not None:
+            paths["trajectories"] = atomic.write_text(
+                out / "trajectories.csv", trajectories.to_csv(index=False, float_format="%.5g"))
+        self.store.add_metrics(self.run_info.id, _stored_metrics(metrics))
         self.store.add_artifacts(self.run_info.id, {k: str(v.resolve()) for k, v in
                                                     paths.items()})
         return paths
@@ -350,6 +388,15 @@ def extract_features(pipeline: Pipeline, registry: Registry, dataset: Dataset,
     return features
 
 
+def _light_users(train: Any, max_events: int) -> set[str] | None:
+    """Users with at most ``max_events`` training events: where side information and
+    priors matter most, so they are scored apart as well (None when switched off)."""
+    if max_events <= 0:
+        return None
+    counts = train.frame["user"].astype("string").value_counts()
+    return set(counts[counts <= max_events].index)
+
+
 def _until(dataset: Dataset, until: str | float) -> Dataset:
     at = resolve_cutoff(dataset.events, until)
     kept = dataset.events.select((dataset.events.frame["time"] < at).to_numpy())
@@ -360,6 +407,23 @@ def _dataset_summary(ds: Dataset) -> dict[str, Any]:
     f = ds.events.frame
     return {"events": len(f), "users": int(f["user"].nunique()),
             "items": int(f["item"].nunique())}
+
+
+def _stored_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Ranking results and interest metrics as one ``model → horizon → metric`` table
+    (the store replaces a run's metrics in one call); an interest metric's user count is
+    ``interest_users``, beside the ranking ``users``."""
+    merged = {name: {h: dict(values) for h, values in by_h.items()}
+              for name, by_h in metrics["results"].items()}
+    for name, by_h in metrics.get("light_users", {}).get("results", {}).items():
+        for h, values in by_h.items():
+            merged[name][f"{h} light"] = dict(values)
+    for name, by_h in metrics.get("interests", {}).items():
+        for h, values in by_h.items():
+            row = merged.setdefault(name, {}).setdefault(h, {})
+            row.update({"js": values["js"], "top3": values["top3"],
+                        "interest_users": values["users"]})
+    return merged
 
 
 def _clean(value: Any) -> Any:

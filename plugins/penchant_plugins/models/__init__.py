@@ -8,6 +8,7 @@ from penchant_plugins.models.cfgan import CFGAN
 from penchant_plugins.models.cvae import ConditionalVAE
 from penchant_plugins.models.dae import MultDAE
 from penchant_plugins.models.ease import EASE
+from penchant_plugins.models.evolution import Evolution
 from penchant_plugins.models.itemknn import ItemKNN
 from penchant_plugins.models.popularity import Popularity, RecentPopularity
 from penchant_plugins.models.vae import MultVAE
@@ -15,5 +16,5 @@ from penchant_plugins.models.vae import MultVAE
 
 @hookimpl
 def penchant_register_models() -> list[type]:
-    return [MultVAE, ConditionalVAE, MultDAE, CDAE, CFGAN, ItemKNN, EASE, Popularity,
-            RecentPopularity]
+    return [MultVAE, ConditionalVAE, MultDAE, CDAE, CFGAN, Evolution, ItemKNN, EASE,
+            Popularity, RecentPopularity]
