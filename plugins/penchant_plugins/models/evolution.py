@@ -72,6 +72,7 @@ from penchant.training import (
     autocast,
     densify,
 )
+from penchant_plugins.models.vae import MultVAENet
 
 YEAR_SECONDS = 365.2425 * 86400
 N_CALENDAR = 4
@@ -109,12 +110,8 @@ class EvolutionNet(nn.Module):
         super().__init__()
         self.window_seconds = window_seconds
         self.n_categories = n_categories
-        self.drop = nn.Dropout(dropout)
-        self.encoder = nn.Sequential(nn.Linear(n_items, hidden), nn.Tanh())
-        self.to_mu = nn.Linear(hidden, latent)
-        self.to_logvar = nn.Linear(hidden, latent)
-        self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(),
-                                     nn.Linear(hidden, n_items))
+        #: The per-window VAE: Mult-VAE's own encoder and decoder.
+        self.window_vae = MultVAENet(n_items, hidden, latent, dropout)
         self.cell = nn.GRUCell(latent + 2 + N_CALENDAR, state)
         self.h0 = nn.Parameter(torch.zeros(state))
         self.prior = nn.Sequential(nn.Linear(state + N_CALENDAR, hidden), nn.Tanh(),
@@ -146,8 +143,7 @@ class EvolutionNet(nn.Module):
                            dim=-1).float()
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(self.drop(F.normalize(x, dim=-1)))
-        return self.to_mu(h), self.to_logvar(h)
+        return self.window_vae.encode(x)
 
     def prior_of(self, h: torch.Tensor, cal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, logvar = self.prior(torch.cat([h, cal.expand(len(h), -1)], dim=1)).chunk(2, dim=1)
@@ -174,7 +170,7 @@ class EvolutionNet(nn.Module):
                       memory: torch.Tensor) -> torch.Tensor:
         """Item probabilities of a window: the decoded predicted state, mixed (with
         ``copy``) with the user's decayed item histories by a gate the state drives."""
-        decoded = torch.softmax(self.decoder(pm).float(), dim=-1)
+        decoded = torch.softmax(self.window_vae.decoder(pm).float(), dim=-1)
         if not self.n_memories:
             return decoded
         mass = memory.sum(dim=-1)
@@ -212,7 +208,7 @@ class EvolutionNet(nn.Module):
         observed = total > 0
         xc = self.categories_of(x) if self.n_categories else None
         cal = self.calendar(now, t, t + max(spans, 1))
-        mu_q = x.new_zeros(b, t, self.to_mu.out_features)
+        mu_q = x.new_zeros(b, t, self.window_vae.to_mu.out_features)
         logvar_q = torch.zeros_like(mu_q)
         if observed.any():
             m, lv = self.encode(x[observed])
@@ -432,7 +428,8 @@ class Evolution(TorchModel):
             target = target / target.sum(dim=1, keepdim=True)
         users = max(1, len(x))
         z = out["z"][observed]
-        recon = -(F.log_softmax(self.module.decoder(z).float(), dim=1) * target).sum() / users
+        logits = self.module.window_vae.decoder(z).float()
+        recon = -(F.log_softmax(logits, dim=1) * target).sum() / users
         mq, lq = out["mu_q"][observed].float(), out["logvar_q"][observed].float()
         mp, lp = out["mu_p"][observed].float(), out["logvar_p"][observed].float()
         kl = 0.5 * (lp - lq + (lq.exp() + (mq - mp).pow(2)) / lp.exp() - 1).sum() / users

@@ -23,7 +23,7 @@ class MultVAENet(nn.Module):
                                      nn.Linear(hidden, n_items))
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(self.drop(F.normalize(x, dim=1)))
+        h = self.encoder(self.drop(F.normalize(x, dim=-1)))
         return self.to_mu(h), self.to_logvar(h)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
