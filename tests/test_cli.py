@@ -81,3 +81,15 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_in_a_log() -> None:
     assert "\r" in tty.getvalue() and "[" in tty.getvalue() and "eta" in tty.getvalue()
     assert "\r" not in log.getvalue()
     assert "train: 3/3" in log.getvalue() and "train done in 1.5s (best_epoch 2)" in log.getvalue()
+
+
+def test_metrics_table_shows_interest_forecasts_when_scored() -> None:
+    from penchant.report import metrics_table
+
+    metrics = {"cutoff": "2025-01-01", "horizons": ["30d"], "model": "evolution",
+               "results": {"evolution": {"30d": {"ndcg@20": 0.2, "users": 4}}},
+               "interests": {"evolution": {"30d": {"js": 0.41, "top3": 0.52}},
+                             "persistence": {"30d": {"js": 0.47, "top3": 0.48}}}}
+    text = metrics_table(metrics)
+    assert "30d js" in text and "0.4100" in text and "persistence" in text
+    assert "interests" not in metrics_table({**metrics, "interests": {}})

@@ -32,7 +32,25 @@ def metrics_table(metrics: Mapping[str, Any],
     lines.insert(1, "-" * len(lines[0]))
     lines.append(f"cutoff {metrics['cutoff']}; evaluated " + ", ".join(users)
                  + "; * = the pipeline's model")
+    if metrics.get("interests"):
+        lines += ["", interests_table(metrics["interests"], horizons, main)]
     return "\n".join(lines)
+
+
+def interests_table(interests: Mapping[str, Any], horizons: Sequence[str],
+                    main: str | None) -> str:
+    """Forecasts of each user's category mix: JS divergence (lower is better) and top-3
+    overlap (higher is better) per horizon, for the model and the persistence baselines."""
+    names = sorted(interests, key=lambda n: (n != main, n))
+    rows = [["interests"] + [f"{h} {m}" for h in horizons for m in ("js", "top3")]]
+    for name in names:
+        row = [name + (" *" if name == main else "")]
+        for h in horizons:
+            for m in ("js", "top3"):
+                value = interests[name].get(h, {}).get(m)
+                row.append("-" if value is None else f"{value:.4f}")
+        rows.append(row)
+    return table(rows[1:], rows[0])
 
 
 def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
