@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The checks that need a GPU, as one short script for a lent device machine (see the
+# README of the device tool): the CUDA tests, then the default pipeline on CUDA with its
+# wall time. Run from the repository root; it prints everything it measures.
+set -euo pipefail
+python3 -m venv .venv-gpu
+.venv-gpu/bin/pip install -q torch -e '.[test]'
+.venv-gpu/bin/python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
+.venv-gpu/bin/python -m pytest -q -rs -k "cuda or device" tests/
+export PENCHANT_HOME="${OUT:-/tmp}/penchant-gpu"
+/usr/bin/time -v .venv-gpu/bin/penchant run resources/pipelines/default.toml --device cuda \
+    --out "$PENCHANT_HOME/run" 2>&1 | tail -40
