@@ -43,7 +43,8 @@ MODELS: dict[str, dict[str, Any]] = {
     "vae": TRAINING,
     "dae": TRAINING,
     "cdae": TRAINING,
-    "cfgan": TRAINING,
+    # Adversarial validation curves are noisy: a short patience stops CFGAN far too early.
+    "cfgan": {**TRAINING, "epochs": 100, "patience": 0},
     "cvae": TRAINING,
 }
 SIDE_FEATURES = [{"plugin": "user-features"}, {"plugin": "behaviour-features"},

@@ -19,7 +19,7 @@ from penchant.components import (
 from penchant.data import Dataset, Events, Features, Recommendations
 from penchant.errors import DataError, PenchantError, PipelineError, PluginError, StoreError
 from penchant.hookspecs import hookimpl
-from penchant.params import Param, parse_duration
+from penchant.params import Param, ParamValues, parse_duration
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "Features",
     "Model",
     "Param",
+    "ParamValues",
     "PenchantError",
     "PipelineError",
     "PluginError",

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from penchant import Context, FeatureExtractor, Features, Param
-from penchant.params import parse_duration
+from penchant import Context, FeatureExtractor, Features, Param, parse_duration
 
 
 class Interactions(FeatureExtractor):

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from penchant import Context, Features, Model, Param
-from penchant.params import parse_duration
+from penchant import Context, Features, Model, Param, parse_duration
 
 
 class _StaticScores(Model):

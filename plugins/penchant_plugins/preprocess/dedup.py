@@ -9,8 +9,7 @@ from penchant import Dataset, Param, PipelineError, Preprocessor
 from penchant_plugins.preprocess._rows import keep_rows
 
 if TYPE_CHECKING:
-    from penchant.components import Context
-    from penchant.params import ParamValues
+    from penchant import Context, ParamValues
 
 FIELDS = ("user", "item", "time", "event", "value")
 

@@ -16,7 +16,7 @@ from penchant import Dataset, Preprocessor
 from penchant_plugins.preprocess._rows import keep_rows
 
 if TYPE_CHECKING:
-    from penchant.components import Context
+    from penchant import Context
 
 #: Row numbers kept in the run report; the log line shows fewer.
 REPORTED_ROWS = 100

@@ -25,8 +25,7 @@ from penchant import DataError, Dataset, Events, Param, PipelineError, Preproces
 from penchant_plugins.preprocess._interpolate import interpolate
 
 if TYPE_CHECKING:
-    from penchant.components import Context
-    from penchant.params import ParamValues
+    from penchant import Context, ParamValues
 
 STRATEGIES = ("mean", "median", "interpolate", "zero")
 SIDE_TABLES = ("items", "users")

@@ -22,7 +22,7 @@ from penchant import Dataset, Param, Preprocessor
 from penchant_plugins.preprocess._rows import keep_rows
 
 if TYPE_CHECKING:
-    from penchant.components import Context
+    from penchant import Context
 
 
 class KCore(Preprocessor):

@@ -8,9 +8,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from penchant import Context, Features, Model, Param, Recommendations, Recommender, Validation
+from penchant import (
+    Context,
+    Features,
+    Model,
+    Param,
+    Recommendations,
+    Recommender,
+    Validation,
+    parse_duration,
+)
 from penchant.metrics import ndcg_from_scores
-from penchant.params import parse_duration
 from penchant.ranking import top_k
 
 #: Candidate weights of each signal; the model's own weight is fixed at 1 (or 0), so the

@@ -26,8 +26,7 @@ from penchant_plugins.sources._csvfiles import (
 from penchant_plugins.sources._side_tables import load_side_table
 
 if TYPE_CHECKING:
-    from penchant.components import Context
-    from penchant.params import ParamValues
+    from penchant import Context, ParamValues
 
 _SIDE_TABLE_IDS = {"items": "item", "users": "user"}
 #: Lines whose times decide what ``time_unit = "auto"`` means for the whole file.
