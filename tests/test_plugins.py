@@ -105,3 +105,47 @@ def test_duplicate_component_names_keep_the_first(site: Path) -> None:
     registry = Registry()
     assert registry.components["preprocessor"]["dedup"].package == "penchant"
     assert any("already taken" in str(f) for f in registry.failures)
+
+
+def test_plugin_api_ranges_are_honoured(site: Path) -> None:
+    fits = GOOD.replace('"shuffle-test"', '"fits-test"') + '\nPENCHANT_API = ">=1.0,<2"\n'
+    future = GOOD.replace('"shuffle-test"', '"future-test"') + '\nPENCHANT_API = ">=2"\n'
+    garbled = GOOD.replace('"shuffle-test"', '"garbled-test"') + '\nPENCHANT_API = "two"\n'
+    install(site, "penchant-versions", {"fits": fits, "future": future, "garbled": garbled})
+    registry = Registry()
+    names = registry.names("preprocessor")
+    assert "fits-test" in names
+    assert "future-test" not in names and "garbled-test" not in names
+    errors = [str(f) for f in registry.failures]
+    assert any("penchant-versions:future" in e and "needs penchant plugin API >=2" in e
+               and "provides 1.0" in e for e in errors)
+    assert any("penchant-versions:garbled" in e and "not a version range" in e
+               for e in errors)
+
+
+def test_only_the_named_plugins_load(site: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    install(site, "penchant-shuffle", {"shuffle": GOOD})
+    monkeypatch.setenv("PENCHANT_PLUGINS", "penchant-shuffle")
+    registry = Registry()
+    assert registry.names("preprocessor") == ["shuffle-test"]
+    assert "penchant:models" in registry.skipped
+    monkeypatch.setenv("PENCHANT_PLUGINS", "penchant")
+    assert "shuffle-test" not in Registry().names("preprocessor")
+
+
+def test_hook_calls_are_traced_with_timing(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("PENCHANT_TRACE_HOOKS", "1")
+    Registry()
+    err = capsys.readouterr().err
+    assert "[penchant hook] penchant_register_models -> penchant:models:" in err
+    assert " ms" in err
+
+
+def test_plugins_list_verbose_shows_origin_and_hooks(capsys) -> None:
+    from penchant.cli import main
+
+    assert main(["plugins", "list", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "plugin API 1.0" in out
+    assert "penchant:models — penchant" in out
+    assert "hooks: penchant_register_models" in out

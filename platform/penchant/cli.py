@@ -111,6 +111,17 @@ def cmd_plugins_list(args: argparse.Namespace) -> int:
     rows = [[c.kind, c.name, c.package, c.version, c.cls.description]
             for c in registry.all()]
     print(table(rows, ["kind", "name", "package", "version", "description"]))
+    if args.verbose:
+        from penchant.hookspecs import API_VERSION
+
+        print(f"\nplugins (this penchant provides plugin API {API_VERSION}):")
+        for plugin in registry.plugins():
+            api = f", needs API {plugin['api']}" if plugin["api"] else ""
+            print(f"  {plugin['plugin']} — {plugin['package']} {plugin['version']}{api}")
+            print(f"    from {plugin['module']}")
+            print(f"    hooks: {', '.join(plugin['hooks']) or 'none'}")
+        for label in registry.skipped:
+            print(f"  {label} — not loaded (PENCHANT_PLUGINS)")
     if registry.failures:
         print("\nplugins that failed to load:")
         for failure in registry.failures:
@@ -197,8 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="installed components").add_subparsers(
         dest="plugins_command", required=True)
-    plugins.add_parser("list", help="every component and failed plugin").set_defaults(
-        func=cmd_plugins_list)
+    listing = plugins.add_parser("list", help="every component and failed plugin")
+    listing.add_argument("--verbose", "-v", action="store_true",
+                         help="also each plugin's origin and the hooks it implements")
+    listing.set_defaults(func=cmd_plugins_list)
     info = plugins.add_parser("info", help="a component's description and parameters")
     info.add_argument("name")
     info.set_defaults(func=cmd_plugins_info)

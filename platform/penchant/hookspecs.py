@@ -18,6 +18,13 @@ Two families of hooks:
 
 ``run`` in observer hooks is a :class:`penchant.runner.RunInfo` (``id``, ``name``,
 ``out_dir``, ``pipeline``).
+
+Versioning: :data:`API_VERSION` is the version of this contract. Adding a hook or a hook
+argument raises the minor number and breaks nobody, because arguments are passed by name
+and a plugin only receives those it asks for; removing or changing one raises the major
+number. A plugin may declare the range it supports as a module attribute,
+``PENCHANT_API = ">=1.0,<2"``; the host skips a plugin whose range excludes it, with a
+message saying which versions it needs.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from typing import Any
 import pluggy
 
 PROJECT = "penchant"
+#: The plugin contract's version (see "Versioning" above).
+API_VERSION = "1.0"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

@@ -1,14 +1,22 @@
 """Finding plugins and the components they register.
 
 Plugins come from the ``penchant`` entry-point group (the built-ins too) or are handed in
-directly (tests, embedding). A plugin that fails to import, raises in a registration hook,
-or registers a class that breaks the contract is recorded in :attr:`Registry.failures` by
-name with its error, and skipped: the host keeps working with everything else.
+directly (tests, embedding). A plugin that fails to import, needs another version of the
+plugin API, raises in a registration hook, or registers a class that breaks the contract is
+recorded in :attr:`Registry.failures` by name with its error, and skipped: the host keeps
+working with everything else.
+
+Diagnostics: ``PENCHANT_PLUGINS=dist-or-entry-point,...`` loads only the named entry
+points (``penchant`` names the built-ins); ``PENCHANT_TRACE_HOOKS=1`` prints every hook
+call, per plugin, with its duration, to standard error.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import sys
+import time
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,12 +25,15 @@ from types import ModuleType
 from typing import Any
 
 import pluggy
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from penchant import hookspecs
 from penchant.components import BASES, KINDS, Component
 from penchant.errors import PipelineError
 
 ENTRY_POINT_GROUP = "penchant"
+ONLY_ENV = "PENCHANT_PLUGINS"
+TRACE_ENV = "PENCHANT_TRACE_HOOKS"
 
 #: Registration hook for each component kind.
 REGISTRATION_HOOKS = {
@@ -75,6 +86,9 @@ class Registry:
         self.pm = pluggy.PluginManager(hookspecs.PROJECT)
         self.pm.add_hookspecs(hookspecs)
         self.failures: list[PluginFailure] = []
+        #: Entry points left out on purpose (``PENCHANT_PLUGINS``), by label.
+        self.skipped: list[str] = []
+        self.trace = os.environ.get(TRACE_ENV, "") not in ("", "0")
         self._origin: dict[str, tuple[str, str]] = {}
         if entry_points:
             self._load_entry_points()
@@ -87,10 +101,14 @@ class Registry:
     # -- discovery ---------------------------------------------------------------------
 
     def _load_entry_points(self) -> None:
+        only = {n.strip() for n in os.environ.get(ONLY_ENV, "").split(",") if n.strip()}
         for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             dist = ep.dist.name if ep.dist else "?"
             version = ep.dist.version if ep.dist else "?"
             label = f"{dist}:{ep.name}"
+            if only and not only & {dist, label, ep.name}:
+                self.skipped.append(label)
+                continue
             try:
                 plugin = ep.load()
             except Exception as exc:  # a broken plugin must not take the host down
@@ -100,6 +118,20 @@ class Registry:
             self._register(plugin, label, (dist, version))
 
     def _register(self, plugin: Any, label: str, origin: tuple[str, str]) -> None:
+        declared = getattr(plugin, "PENCHANT_API", None)
+        if declared is not None:
+            try:
+                compatible = hookspecs.API_VERSION in SpecifierSet(str(declared))
+            except InvalidSpecifier:
+                self.failures.append(PluginFailure(
+                    label, f"PENCHANT_API = {declared!r} is not a version range such as "
+                           "\">=1.0,<2\""))
+                return
+            if not compatible:
+                self.failures.append(PluginFailure(
+                    label, f"needs penchant plugin API {declared} but this penchant provides "
+                           f"{hookspecs.API_VERSION}; install a matching release of either"))
+                return
         if self.pm.is_registered(plugin) or self.pm.has_plugin(label):
             self.failures.append(PluginFailure(label, "registered twice; skipped"))
             return
@@ -112,17 +144,46 @@ class Registry:
 
     def _collect(self) -> None:
         for kind, hook_name in REGISTRATION_HOOKS.items():
-            hook = getattr(self.pm.hook, hook_name)
-            for impl in reversed(hook.get_hookimpls()):  # registration order
-                label = impl.plugin_name
-                try:
-                    classes = impl.function()
-                except Exception as exc:
+            for label, classes, error in self.call_each(hook_name):
+                if error is not None:
                     self.failures.append(PluginFailure(label, f"{hook_name} raised "
-                                                              f"{_short_error(exc)}"))
+                                                              f"{_short_error(error)}"))
                     continue
                 for cls in classes or ():
                     self._accept(kind, cls, label)
+
+    def call_each(self, hook_name: str, **kwargs: Any
+                  ) -> list[tuple[str, Any, Exception | None]]:
+        """Call every implementation of a hook on its own, in registration order, passing
+        only the arguments it names: one plugin's exception is returned, not raised, so it
+        cannot stop the others. Traced when ``PENCHANT_TRACE_HOOKS`` is set."""
+        results = []
+        for impl in reversed(getattr(self.pm.hook, hook_name).get_hookimpls()):
+            started = time.perf_counter()
+            try:
+                value, error = impl.function(
+                    **{a: kwargs[a] for a in impl.argnames if a in kwargs}), None
+            except Exception as exc:  # isolation is the point
+                value, error = None, exc
+            if self.trace:
+                took = (time.perf_counter() - started) * 1000
+                raised = f" raised {type(error).__name__}" if error else ""
+                print(f"[penchant hook] {hook_name} -> {impl.plugin_name}: {took:.2f} ms"
+                      f"{raised}", file=sys.stderr)
+            results.append((impl.plugin_name, value, error))
+        return results
+
+    def plugins(self) -> list[dict[str, Any]]:
+        """Each registered plugin: where it comes from and which hooks it implements."""
+        out = []
+        for label, plugin in self.pm.list_name_plugin():
+            dist, version = self._origin.get(label, ("?", "?"))
+            hooks = sorted(h.name for h in self.pm.get_hookcallers(plugin) or ())
+            where = getattr(plugin, "__file__", None) or type(plugin).__module__
+            out.append({"plugin": label, "package": dist, "version": version,
+                        "module": str(where), "hooks": hooks,
+                        "api": getattr(plugin, "PENCHANT_API", None)})
+        return sorted(out, key=lambda p: p["plugin"])
 
     def _accept(self, kind: str, cls: Any, label: str) -> None:
         base = BASES[kind]

@@ -72,15 +72,12 @@ class Runner:
     # -- observer plumbing ---------------------------------------------------------
 
     def emit(self, hook_name: str, **kwargs: Any) -> None:
-        """Call every implementation separately, so one failing observer cannot stop the
-        run or the other observers."""
-        hook = getattr(self.registry.hook, hook_name)
-        for impl in reversed(hook.get_hookimpls()):
-            try:
-                impl.function(**{a: kwargs[a] for a in impl.argnames if a in kwargs})
-            except Exception as exc:  # an observer must never break a run
+        """Tell every observer; one that raises is recorded in the run's summary and can
+        stop neither the run nor the other observers."""
+        for label, _, error in self.registry.call_each(hook_name, **kwargs):
+            if error is not None:
                 self.summary.setdefault("observer_errors", []).append(
-                    f"{impl.plugin_name}.{hook_name}: {type(exc).__name__}: {exc}")
+                    f"{label}.{hook_name}: {type(error).__name__}: {error}")
 
     def log(self, message: str) -> None:
         self.emit("penchant_on_log", run=self.run_info, message=message)
