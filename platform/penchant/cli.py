@@ -150,6 +150,24 @@ def cmd_plugins_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins_new(args: argparse.Namespace) -> int:
+    from penchant.scaffold import create_plugin, names_for
+
+    names = names_for(args.name, args.kind)  # a bad name or kind fails before the registry
+    from penchant.plugins import default_registry
+
+    written = create_plugin(args.name, args.kind, args.dir,
+                            taken=default_registry().names(args.kind))
+    folder = args.dir / args.name
+    print(f"wrote {names['kind']} plugin {names['dist']} (component {names['component']!r}) "
+          f"to {folder}:")
+    for path in written:
+        print(f"  {path.relative_to(folder)}")
+    print(f"\nnext: cd {folder} && pip install -e '.[test]' && pytest\n"
+          f"      then `penchant plugins list` shows {names['component']!r}")
+    return 0
+
+
 def cmd_recommend(args: argparse.Namespace) -> int:
     from penchant.trained import TrainedRun
 
@@ -215,6 +233,13 @@ def build_parser() -> argparse.ArgumentParser:
     info = plugins.add_parser("info", help="a component's description and parameters")
     info.add_argument("name")
     info.set_defaults(func=cmd_plugins_info)
+    new = plugins.add_parser("new", help="write a new plugin package to start from")
+    new.add_argument("name", help="distribution name, e.g. penchant-acme-boost")
+    new.add_argument("--kind", required=True,
+                     help="source, preprocessor, features, model or recommender")
+    new.add_argument("--dir", type=Path, default=Path("."),
+                     help="folder to create NAME in (default: the current one)")
+    new.set_defaults(func=cmd_plugins_new)
 
     rec = sub.add_parser("recommend", help="a user's recommendations from a finished run")
     rec.add_argument("run_id", type=int)
