@@ -184,8 +184,9 @@ def test_wrong_shape_is_reported_with_both_shapes() -> None:
 
 def test_nan_scores_are_reported() -> None:
     found = failures(NaNScores)
-    assert set(found) == {"model_scores"}
+    assert set(found) == {"model_scores", "model_excludes_seen"}
     assert "32 non-finite value(s)" in found["model_scores"]
+    assert "returned NaN scores" in found["model_excludes_seen"]  # the host says so too
 
 
 def test_an_unseeded_model_is_not_deterministic() -> None:

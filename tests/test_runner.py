@@ -162,3 +162,43 @@ def test_light_users_are_scored_apart(pipeline_file, store, registry, tmp_path) 
         assert 0 < light["results"]["vae"][h]["users"] < everyone
     stored = store.metrics(result.run.id)["vae"]
     assert stored["30d light"]["users"] == light["results"]["vae"]["30d"]["users"]
+
+
+class WrongShape(penchant.Model):
+    name = "wrong-shape"
+    description = "Returns one column too few."
+
+    def fit(self, features, validation, ctx):
+        self.n = features.shape[1]
+
+    def score(self, features, rows):
+        return np.zeros((len(rows), self.n - 1), dtype=np.float32)
+
+
+class NaNScores(WrongShape):
+    name = "nan-scores"
+    description = "Returns NaN for everyone."
+
+    def score(self, features, rows):
+        return np.full((len(rows), self.n), np.nan, dtype=np.float32)
+
+
+class BadModels:
+    @penchant.hookimpl
+    def penchant_register_models(self):
+        return [WrongShape, NaNScores]
+
+
+@pytest.mark.parametrize("plugin, fragment", [
+    ("wrong-shape", "model 'wrong-shape' returned scores of shape"),
+    ("nan-scores", "model 'nan-scores' returned NaN scores"),
+])
+def test_a_model_returning_bad_scores_is_named(pipeline_file, store, tmp_path, plugin,
+                                                fragment) -> None:
+    registry = Registry(plugins=[BadModels()])
+    text = pipeline_file.read_text()
+    model_table = text[text.index("[model]"):text.index("[recommender]")]
+    pipeline_file.write_text(text.replace(model_table, f'[model]\nplugin = "{plugin}"\n\n'))
+    with pytest.raises(penchant.PluginError, match=fragment):
+        run(pipeline_file, store, registry, tmp_path / "out")
+    assert store.runs()[0].status == "failed"

@@ -10,6 +10,7 @@ import pandas as pd
 
 from penchant.components import Context
 from penchant.data import Features, Recommendations
+from penchant.errors import PluginError
 
 Scorer = Callable[[Features, np.ndarray], np.ndarray]
 
@@ -27,6 +28,7 @@ def top_k(score: Scorer, features: Features, rows: np.ndarray, k: int, ctx: Cont
         ctx.check_cancelled()
         batch = rows[start:start + batch_size]
         s = np.array(score(features, batch), dtype=np.float32)
+        _check_scores(s, (len(batch), features.shape[1]), score)
         if exclude_seen:
             s[features.history[batch].nonzero()] = -np.inf
         top = np.argpartition(-s, k - 1, axis=1)[:, :k]
@@ -46,6 +48,19 @@ def top_k(score: Scorer, features: Features, rows: np.ndarray, k: int, ctx: Cont
         "rank": _joined(ranks, np.int64),
         "score": _joined(scores, np.float32),
     }))
+
+
+def _check_scores(scores: np.ndarray, expected: tuple[int, int], score: Scorer) -> None:
+    """A plugin's wrong output is named here, not found later as a numpy error."""
+    owner = getattr(getattr(score, "__self__", None), "name", None)
+    who = f"model {owner!r}" if owner else getattr(score, "__qualname__", "the scorer")
+    if scores.shape != expected:
+        raise PluginError(f"{who} returned scores of shape {scores.shape}; expected "
+                          f"{expected} (one row per user asked for, one column per item)")
+    if np.isnan(scores).any():
+        rows = np.flatnonzero(np.isnan(scores).any(axis=1))
+        raise PluginError(f"{who} returned NaN scores for {len(rows)} of {len(scores)} "
+                          "users; return -inf for items that must never be recommended")
 
 
 def _joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
