@@ -202,3 +202,38 @@ def test_a_model_returning_bad_scores_is_named(pipeline_file, store, tmp_path, p
     with pytest.raises(penchant.PluginError, match=fragment):
         run(pipeline_file, store, registry, tmp_path / "out")
     assert store.runs()[0].status == "failed"
+
+
+def test_an_interrupt_wrapped_by_a_library_is_still_an_interrupt(pipeline_file, store,
+                                                                  registry, tmp_path,
+                                                                  monkeypatch) -> None:
+    """SQLAlchemy wraps exceptions raised while it executes; a signal that lands there
+    must still be recorded as an interruption, not a failure."""
+    from sqlalchemy.exc import StatementError
+
+    from penchant.errors import RunInterrupted
+
+    def wrapped_interrupt(*args, **kwargs):
+        try:
+            raise RunInterrupted("terminated by signal SIGTERM")
+        except RunInterrupted as exc:
+            raise StatementError("while storing losses", None, None, exc) from exc
+
+    monkeypatch.setattr(store, "add_losses", wrapped_interrupt)
+    with pytest.raises(RunInterrupted):
+        run(pipeline_file, store, registry, tmp_path / "out")
+    record = store.runs()[0]
+    assert record.status == "interrupted" and "SIGTERM" in record.error
+
+
+def test_stop_with_a_reason_is_an_interruption(pipeline_file, store, registry,
+                                               tmp_path) -> None:
+    from penchant.errors import RunInterrupted
+
+    pipeline = load_pipeline(pipeline_file, registry)
+    runner = Runner(pipeline, registry, store, tmp_path / "out")
+    runner.stop("terminated by signal SIGTERM")
+    with pytest.raises(RunInterrupted) as info:
+        runner.run()
+    assert not isinstance(info.value, RunCancelled)
+    assert store.runs()[0].status == "interrupted"

@@ -33,7 +33,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                     device=args.device)
 
     def terminate(signum: int, _frame: Any) -> None:
-        raise RunInterrupted(f"terminated by signal {signal.Signals(signum).name}")
+        reason = f"terminated by signal {signal.Signals(signum).name}"
+        if runner.cancel.is_set():  # asked twice: stop now, wherever the run is
+            raise RunInterrupted(reason)
+        runner.stop(reason)
 
     signal.signal(signal.SIGTERM, terminate)
     result = runner.run()

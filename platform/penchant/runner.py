@@ -82,8 +82,21 @@ class Runner:
     def log(self, message: str) -> None:
         self.emit("penchant_on_log", run=self.run_info, message=message)
 
+    def stop(self, reason: str | None = None) -> None:
+        """Ask the run to end at its next safe point (between batches, stages, chunks).
+
+        Without a reason it is the user's Stop (recorded as cancelled); with one, e.g. a
+        signal, it is recorded as interrupted. Raising at a safe point, rather than from a
+        signal handler, keeps the exception out of half-finished store writes.
+        """
+        self.stop_reason = reason
+        self.cancel.set()
+
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
+            reason = getattr(self, "stop_reason", None)
+            if reason:
+                raise RunInterrupted(reason)
             raise RunCancelled("stopped by the user")
 
     def context(self, stage: str, model: str | None = None) -> Context:
@@ -133,7 +146,15 @@ class Runner:
     def _guarded(self, run_id: int) -> RunResult:
         self.emit("penchant_on_run_start", run=self.run_info)
         try:
-            result = self._execute()
+            try:
+                result = self._execute()
+            except Exception as exc:
+                # A library that wraps what it catches (SQLAlchemy does) must not turn an
+                # interrupt into a failure: look for one among the causes.
+                interrupt = _interrupt_within(exc)
+                if interrupt is None:
+                    raise
+                raise interrupt from exc
         except (KeyboardInterrupt, RunInterrupted) as exc:
             status = "cancelled" if isinstance(exc, RunCancelled) else "interrupted"
             message = str(exc) or "interrupted (Ctrl-C or SIGTERM)"
@@ -383,6 +404,16 @@ def extract_features(pipeline: Pipeline, registry: Registry, dataset: Dataset,
         raise PipelineError(f"{pipeline.origin} [[features]]: no extractor built an "
                             "interaction matrix; add plugin = \"interactions\"")
     return features
+
+
+def _interrupt_within(exc: BaseException) -> BaseException | None:
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt | RunInterrupted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _light_users(train: Any, max_events: int) -> set[str] | None:
