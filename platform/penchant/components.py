@@ -25,6 +25,7 @@ from penchant.data import (
     Features,
     Recommendations,
 )
+from penchant.metrics import ndcg_from_scores
 from penchant.params import Param, ParamValues, validate
 
 KINDS = ("source", "preprocessor", "features", "model", "recommender")
@@ -182,6 +183,17 @@ class Validation:
     features: Features
     targets: sp.csr_matrix
     k: int = 20
+
+    def users(self) -> np.ndarray:
+        """Rows that can be scored: users with history before the cut and targets after."""
+        return np.flatnonzero((np.diff(self.targets.indptr) > 0)
+                              & (np.diff(self.features.history.indptr) > 0))
+
+    def ndcg(self, scores: np.ndarray, rows: np.ndarray) -> float:
+        """Mean NDCG@k of ``scores`` for ``rows``, with each user's seen items masked
+        (``scores`` is changed in place)."""
+        scores[self.features.history[rows].nonzero()] = -np.inf
+        return float(np.nanmean(ndcg_from_scores(scores, self.targets[rows], self.k)))
 
 
 class Model(Component):

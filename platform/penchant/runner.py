@@ -66,6 +66,8 @@ class Runner:
         self.observers = list(observers)
         self.device = device
         self.cancel = cancel or threading.Event()
+        #: Why the run was asked to stop, when it was not the user's Stop (a signal).
+        self.stop_reason: str | None = None
         self.summary: dict[str, Any] = {}
         self.run_info: RunInfo | None = None
 
@@ -94,9 +96,8 @@ class Runner:
 
     def check_cancelled(self) -> None:
         if self.cancel.is_set():
-            reason = getattr(self, "stop_reason", None)
-            if reason:
-                raise RunInterrupted(reason)
+            if self.stop_reason:
+                raise RunInterrupted(self.stop_reason)
             raise RunCancelled("stopped by the user")
 
     def context(self, stage: str, model: str | None = None) -> Context:

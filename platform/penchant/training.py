@@ -26,7 +26,6 @@ from penchant import atomic
 from penchant.components import Context, Model, Validation
 from penchant.data import Features
 from penchant.errors import PipelineError
-from penchant.metrics import ndcg_from_scores
 from penchant.params import Param, parse_duration
 
 
@@ -264,14 +263,10 @@ def autocast(device: torch.device) -> Any:
 
 
 def _validate(model: TorchModel, validation: Validation) -> float:
-    rows = np.flatnonzero(np.diff(validation.targets.indptr) > 0)
-    rows = rows[np.diff(validation.features.matrix.indptr)[rows] > 0]
+    rows = validation.users()
     if len(rows) == 0:
         return float("nan")
-    scores = model.score(validation.features, rows)
-    seen = validation.features.history[rows]
-    scores[seen.nonzero()] = -np.inf
-    return float(np.nanmean(ndcg_from_scores(scores, validation.targets[rows], validation.k)))
+    return validation.ndcg(model.score(validation.features, rows), rows)
 
 
 @dataclass

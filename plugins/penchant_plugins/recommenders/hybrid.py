@@ -18,7 +18,6 @@ from penchant import (
     Validation,
     parse_duration,
 )
-from penchant.metrics import ndcg_from_scores
 from penchant.ranking import top_k
 
 #: Candidate weights of each signal; the model's own weight is fixed at 1 (or 0), so the
@@ -113,8 +112,7 @@ class Hybrid(Recommender):
 
     def _learn(self, model: Model, validation: Validation, ctx: Context) -> dict[str, float]:
         val = validation.features
-        rows = np.flatnonzero((np.diff(validation.targets.indptr) > 0)
-                              & (np.diff(val.history.indptr) > 0))
+        rows = validation.users()
         if len(rows) == 0:
             ctx.log("hybrid: no validation users; keeping the model's scores alone")
             return dict(self.weights)
@@ -124,16 +122,12 @@ class Hybrid(Recommender):
         scores = np.asarray(model.score(val, rows), dtype=np.float32)
         recent, trend = self.item_signals(val)
         fresh = self.freshness(val, rows)
-        seen = val.history[rows].nonzero()
-        targets = validation.targets[rows]
         best, best_w = -np.inf, dict(self.weights)
         for values in itertools.product(*GRID.values()):
             w = dict(zip(GRID, values, strict=True))
             if w["model"] == 0 and (w["fresh"] > 0 or not w["recent"] + w["trend"]):
                 continue  # freshness scales the model's signal; all-zero ranks nothing
-            s = self.blend(scores, fresh, recent, trend, w)
-            s[seen] = -np.inf
-            value = float(np.nanmean(ndcg_from_scores(s, targets, validation.k)))
+            value = validation.ndcg(self.blend(scores, fresh, recent, trend, w), rows)
             if value > best + 1e-9:
                 best, best_w = value, w
             ctx.check_cancelled()
