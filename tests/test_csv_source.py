@@ -135,12 +135,16 @@ def test_a_cancelled_load_stops(tmp_path):
         load(tmp_path, Context(check_cancelled=cancel), path="e.csv")
 
 
-def test_a_bad_time_is_reported_on_its_line_and_spoils_no_other(tmp_path):
+def test_a_bad_time_stops_the_load_naming_its_line_and_spoils_no_other(tmp_path):
     write(tmp_path, "e.csv", EVENTS.replace("1700000060", "yesterday") + "u3,i1,1700000180\n")
-    events = load(tmp_path, path="e.csv", chunk_size=2).events
-    assert events.frame["time"].isna().tolist() == [False, True, False, False]
-    with pytest.raises(penchant.DataError, match=r"1 with unparseable or missing time \(rows 3\)"):
-        events.check("e.csv")
+    with pytest.raises(penchant.DataError,
+                       match=r"e\.csv: 1 of 4 event row\(s\).*1 with unparseable time \(line 3\)"):
+        load(tmp_path, path="e.csv", chunk_size=2)
+    ctx = Context()
+    events = load(tmp_path, ctx, path="e.csv", chunk_size=2, on_error="drop").events
+    assert events.frame["row"].tolist() == [2, 4, 5]
+    assert events.frame["time"].notna().all()
+    assert ctx.report["dropped"] == {"unparseable time": {"count": 1, "rows": [3]}}
 
 
 def test_missing_mapped_column_names_key_column_file_and_columns(tmp_path):

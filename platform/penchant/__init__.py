@@ -20,6 +20,7 @@ from penchant.data import Dataset, Events, Features, Recommendations
 from penchant.errors import DataError, PenchantError, PipelineError, PluginError, StoreError
 from penchant.hookspecs import hookimpl
 from penchant.params import Param, ParamValues, parse_duration
+from penchant.secrets import mask_url
 
 __version__ = "0.1.0"
 
@@ -45,5 +46,6 @@ __all__ = [
     "Validation",
     "__version__",
     "hookimpl",
+    "mask_url",
     "parse_duration",
 ]

@@ -25,6 +25,7 @@ from penchant.data import (
     Features,
     Recommendations,
 )
+from penchant.loading import ON_ERROR, EventsBuilder, utc_or_none
 from penchant.metrics import ndcg_from_scores
 from penchant.params import Param, ParamValues, validate
 
@@ -119,6 +120,12 @@ class Source(Component):
               help="item side table, e.g. { path = \"items.csv\", id = \"item_id\" }"),
         Param("users", "table", items="str", keys=("path", "table", "id"),
               help="user side table, e.g. { path = \"users.csv\", id = \"user_id\" }"),
+        Param("since", "date", None,
+              help="keep events at or after this time (ISO date; UTC unless it says)"),
+        Param("until", "date", None, help="keep events before this time (ISO date)"),
+        Param("on_error", "str", "stop", choices=ON_ERROR,
+              help="rows with a null id, a bad time or a value that is not a number: "
+                   "stop the run naming them, or drop them and record which"),
     )
 
     @classmethod
@@ -147,6 +154,20 @@ class Source(Component):
     def load(self, ctx: Context) -> Dataset:
         """Read everything, mapped to canonical columns (see :class:`~penchant.data.Events`)."""
         raise NotImplementedError
+
+    def events_builder(self, ctx: Context, origin: str, *, row_name: str = "row",
+                       total: int = 0, time_unit: str | None = None) -> EventsBuilder:
+        """Where ``load`` puts its chunks: checked against ``on_error`` and kept to the
+        ``since``/``until`` window, whatever the source pushed down itself. ``time_unit``
+        overrides the parameter once a source has settled what ``"auto"`` means."""
+        since, until = self.window()
+        return EventsBuilder(origin, ctx, time_unit=time_unit or self.params.time_unit,
+                             on_error=self.params.on_error, since=since, until=until,
+                             row_name=row_name, total=total)
+
+    def window(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """``since``/``until`` as UTC timestamps (None when unset)."""
+        return utc_or_none(self.params.since), utc_or_none(self.params.until)
 
 
 class Preprocessor(Component):

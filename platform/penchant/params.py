@@ -11,12 +11,13 @@ import copy
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from penchant.errors import PipelineError
 
-TYPES = ("int", "float", "str", "bool", "path", "duration", "timepoint", "list", "table")
+TYPES = ("int", "float", "str", "bool", "path", "duration", "timepoint", "date", "list",
+         "table")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*$")
 _DURATION_UNITS = {"s": 1, "min": 60, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -140,6 +141,8 @@ def _convert(kind: str, value: Any, items: str | None) -> Any:
         return value
     if kind == "timepoint":
         return _timepoint(value)
+    if kind == "date":
+        return _date(value)
     if kind == "list":
         if not isinstance(value, list | tuple):
             raise ValueError(f"expected a list, got {value!r}")
@@ -165,6 +168,21 @@ def _timepoint(value: Any) -> Any:
                              "such as '2024-06-01'") from None
         return value
     raise ValueError(f"expected a quantile such as 0.8 or an ISO date, got {value!r}")
+
+
+def _date(value: Any) -> str:
+    """An ISO date or date-time, kept as text so that a pipeline file round-trips; a TOML
+    date (``since = 2024-01-01``) is accepted too. Without a zone it means UTC."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, str):
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO date such as '2024-06-01' or "
+                             "'2024-06-01T08:00:00Z'") from None
+        return value
+    raise ValueError(f"expected an ISO date such as '2024-06-01', got {value!r}")
 
 
 class ParamValues(dict):

@@ -319,6 +319,7 @@ def _bad_values(param: Param) -> list[tuple[Any, str]]:
                   "path": (12345, "a number for a path"),
                   "duration": ("forever", "'forever' for a duration"),
                   "timepoint": ("never", "'never' for a timepoint"),
+                  "date": ("someday", "'someday' for a date"),
                   "list": ("not-a-list", "a string for a list"),
                   "table": ("not-a-table", "a string for a table")}
     out = [wrong_type[param.type]] if param.type in wrong_type else []

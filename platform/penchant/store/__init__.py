@@ -1,5 +1,5 @@
 """The run store (SQLAlchemy)."""
 
-from penchant.store.runstore import RunRecord, RunStore, default_url, masked, penchant_home
+from penchant.store.runstore import RunRecord, RunStore, default_url, penchant_home
 
-__all__ = ["RunRecord", "RunStore", "default_url", "masked", "penchant_home"]
+__all__ = ["RunRecord", "RunStore", "default_url", "penchant_home"]

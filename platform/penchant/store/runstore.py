@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from penchant.errors import StoreError
+from penchant.secrets import mask_url
 from penchant.store import schema
 
 ACTIVE = "running"
@@ -36,14 +37,6 @@ def default_url() -> str:
     if url:
         return url
     return f"sqlite:///{penchant_home() / 'runs.sqlite'}"
-
-
-def masked(url: str) -> str:
-    """The URL with any password replaced, for messages."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<store URL>"
 
 
 @dataclass(frozen=True)
@@ -83,7 +76,7 @@ class RunStore:
         try:
             sa_url = make_url(self.url)
         except Exception as exc:
-            raise StoreError(f"run store URL {masked(self.url)!r} is not a valid "
+            raise StoreError(f"run store URL {mask_url(self.url)!r} is not a valid "
                              f"SQLAlchemy URL: {exc}") from None
         if sa_url.get_backend_name() == "sqlite" and sa_url.database not in (None, "",
                                                                               ":memory:"):
@@ -95,7 +88,7 @@ class RunStore:
             schema.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
             reason = getattr(exc, "orig", None) or exc
-            raise StoreError(f"cannot open the run store {masked(self.url)}: "
+            raise StoreError(f"cannot open the run store {mask_url(self.url)}: "
                              f"{type(reason).__name__}: {reason}") from None
         self.reap_stale()
 
@@ -184,7 +177,7 @@ class RunStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
         if row is None:
-            raise StoreError(f"run {run_id} is not in the run store {masked(self.url)}")
+            raise StoreError(f"run {run_id} is not in the run store {mask_url(self.url)}")
         return RunRecord(**row._mapping)
 
     def metrics(self, run_id: int) -> dict[str, dict[str, dict[str, float]]]:

@@ -1,4 +1,8 @@
-"""Item and user side tables from CSV files: lookups indexed by the original id, as text."""
+"""Item and user side tables: lookups indexed by the original id, as text.
+
+Every source reads its side tables its own way (a file, a database table, a collection) and
+hands the frame to :func:`index_by_id`, so ids are checked and typed alike everywhere.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +36,26 @@ def load_side_table(path: Path, given: str, id_column: str, kind: str, delimiter
     with csv_errors(path, encoding):
         table = pd.read_csv(path, sep=found, encoding=encoding, dtype={id_column: str})
     check_no_implicit_index(table, path, first_line=2)
-    ids = table.pop(id_column).astype("string").str.strip().replace("", pd.NA)
-    _check_ids(ids, path, id_column)
+    return index_by_id(table, id_column, kind, str(path), first_row=2, row_name="line")
+
+
+def index_by_id(table: pd.DataFrame, id_column: str, kind: str, origin: str,
+                first_row: int = 1, row_name: str = "row") -> pd.DataFrame:
+    """``table`` indexed by ``id_column`` as stripped text (index named ``kind``).
+
+    ``first_row`` is the number of the table's first row in the user's terms (2 for a CSV
+    file's first data line), so that a bad id is named where the user will find it.
+    """
+    if id_column not in table.columns:
+        raise DataError(f"{origin}: no id column {id_column!r}; it has "
+                        f"{', '.join(map(repr, map(str, table.columns)))}. Set `id` in the "
+                        f"side table, e.g. {{ ..., id = \"{kind}_id\" }}")
+    table = table.reset_index(drop=True)
+    ids = table.pop(id_column)
+    if pd.api.types.is_float_dtype(ids):
+        ids = ids.astype("Int64")
+    ids = ids.astype("string").str.strip().replace("", pd.NA)
+    _check_ids(ids, origin, id_column, first_row, row_name)
     table.index = pd.Index(ids, dtype="string", name=kind)
     return table
 
@@ -49,15 +71,16 @@ def _find_delimiter(path: Path, id_column: str, candidates: Sequence[str],
                     f"e.g. {{ path = \"...\", id = {columns[0]!r} }}")
 
 
-def _check_ids(ids: pd.Series, path: Path, id_column: str) -> None:
+def _check_ids(ids: pd.Series, origin: str, id_column: str, first_row: int,
+               row_name: str) -> None:
     """A lookup needs one row per id: empty or repeated ids make joins ambiguous."""
     empty = ids.index[ids.isna()]
     if len(empty):
-        lines = ", ".join(str(i + 2) for i in empty[:10])
-        raise DataError(f"{path}: {len(empty)} row(s) with an empty {id_column!r} "
-                        f"(lines {lines})")
+        rows = ", ".join(str(i + first_row) for i in empty[:10])
+        raise DataError(f"{origin}: {len(empty)} row(s) with an empty {id_column!r} "
+                        f"({row_name}s {rows})")
     repeated = ids[ids.duplicated()].unique()
     if len(repeated):
         shown = ", ".join(map(repr, repeated[:10]))
-        raise DataError(f"{path}: {len(repeated)} id(s) in {id_column!r} appear more than "
+        raise DataError(f"{origin}: {len(repeated)} id(s) in {id_column!r} appear more than "
                         f"once: {shown}")

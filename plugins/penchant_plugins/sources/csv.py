@@ -80,7 +80,7 @@ class CsvSource(Source):
     def load(self, ctx: Context) -> Dataset:
         require_file(self.path, self.params.path)
         self._check_mapping(self.available_columns())
-        events = Events.concat(self._read_events(ctx))
+        events = self._read_events(ctx)
         return Dataset(events, items=self._side_table("items"), users=self._side_table("users"),
                        provenance=(f"csv: {len(events)} events from {self.path}",))
 
@@ -91,20 +91,17 @@ class CsvSource(Source):
             raise DataError(f"{self.path}: no column for {'; '.join(missing)}; the file has "
                             f"{', '.join(map(repr, columns))}")
 
-    def _read_events(self, ctx: Context) -> list[Events]:
+    def _read_events(self, ctx: Context) -> Events:
         first_line = 2 if self.params.header else 1
-        total = estimate_rows(self.path, self.params.header)
-        unit = self._time_unit()
-        parts, done = [], 0
+        builder = self.events_builder(ctx, str(self.path), row_name="line",
+                                      total=estimate_rows(self.path, self.params.header),
+                                      time_unit=self._time_unit())
         with csv_errors(self.path, self.params.encoding), \
                 self._read(chunksize=self.params.chunk_size) as reader:
             for chunk in reader:
-                ctx.check_cancelled()
                 check_no_implicit_index(chunk, self.path, first_line)
-                parts.append(Events.from_frame(self._canonical(chunk, first_line), unit))
-                done += len(chunk)
-                ctx.progress("load", done, max(total, done))
-        return parts
+                builder.add(self._canonical(chunk, first_line), consumed=len(chunk))
+        return builder.finish()
 
     def _read(self, **options: Any) -> Any:
         """``pd.read_csv`` of the events file as text columns, line numbers kept exact."""
