@@ -82,3 +82,23 @@ def pipeline_file(shop: Path, tmp_path: Path) -> Path:
 @pytest.fixture
 def store(tmp_path: Path) -> RunStore:
     return RunStore(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+
+
+@pytest.fixture(scope="session")
+def mariadb():
+    """A real MariaDB server for the session (see tests/servers.py)."""
+    from servers import start_mariadb
+
+    server = start_mariadb()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory):
+    """A MongoDB wire-protocol server for the session (see tests/servers.py)."""
+    from servers import start_mongo
+
+    server = start_mongo(tmp_path_factory.mktemp("nx-27017"))
+    yield server.uri
+    server.stop()

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import penchant
 from penchant import Context
+from penchant.cli import main
 from penchant.loading import EventsBuilder
+from penchant.store import RunStore
+from pipelines import quick_pipeline
 
 
 def chunk(rows: list[tuple], start: int = 1) -> pd.DataFrame:
@@ -94,3 +99,20 @@ def test_progress_counts_what_was_consumed_and_cancel_is_checked() -> None:
     builder.add(chunk(GOOD), consumed=3)
     builder.add(chunk(GOOD))
     assert seen == [(3, 10), (5, 10)] and len(stops) == 2
+
+
+def test_a_run_records_what_its_source_dropped(tmp_path, shop) -> None:
+    text = gzip.decompress((shop / "events.csv.gz").read_bytes()).decode().splitlines()
+    text[5] = ",".join(["", *text[5].split(",")[1:]])          # line 6: no user
+    (tmp_path / "events.csv").write_text("\n".join(text) + "\n")
+    (tmp_path / "p.toml").write_text(quick_pipeline("""
+plugin = "csv"
+path = "events.csv"
+on_error = "drop"
+columns = { user = "user_id", item = "item_id", time = "timestamp" }"""))
+    store = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    assert main(["--store", store, "run", str(tmp_path / "p.toml"), "--out",
+                 str(tmp_path / "out")]) == 0
+    load = RunStore(store).run(1).summary["stages"]["load"]
+    assert load["dropped"] == {"null user id": {"count": 1, "rows": [6]}}
+    assert load["rows_read"] == len(text) - 1

@@ -16,7 +16,7 @@ from penchant.components import (
     Source,
     Validation,
 )
-from penchant.data import Dataset, Events, Features, Recommendations
+from penchant.data import EPOCH_MS_FROM, Dataset, Events, Features, Recommendations
 from penchant.errors import DataError, PenchantError, PipelineError, PluginError, StoreError
 from penchant.hookspecs import hookimpl
 from penchant.params import Param, ParamValues, parse_duration
@@ -25,6 +25,7 @@ from penchant.secrets import mask_url
 __version__ = "0.1.0"
 
 __all__ = [
+    "EPOCH_MS_FROM",
     "Component",
     "Context",
     "DataError",

@@ -183,6 +183,45 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sources_test(args: argparse.Namespace) -> int:
+    from penchant.pipeline import load_pipeline
+    from penchant.plugins import default_registry
+    from penchant.probe import probe_source
+
+    registry = default_registry()
+    _warn_failures(registry)
+    pipeline = load_pipeline(args.pipeline, registry, args.set or ())
+    probe = probe_source(pipeline, registry, rows=args.rows, count=not args.no_count)
+    print(probe.render())
+    return 1 if probe.missing else 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import os
+
+    import pandas as pd
+
+    from penchant.errors import StoreError
+    from penchant.export import export_recommendations
+    from penchant.secrets import mask_url
+
+    store = _store(args)
+    run = store.run(args.run_id)
+    path = store.artifacts(run.id).get("recommendations")
+    if run.status != "finished" or path is None or not Path(path).is_file():
+        raise StoreError(f"run {run.id} ({run.status}) has no recommendations to export")
+    url = args.to
+    if args.to_env:
+        url = os.environ.get(args.to_env)
+        if not url:
+            raise PenchantError(f"environment variable {args.to_env} is not set")
+    frame = pd.read_csv(path, dtype={"user": str, "item": str})
+    written = export_recommendations(frame, run.id, url, args.table, args.mode, args.database)
+    print(f"exported {written} recommendations of run {run.id} to {mask_url(url)} "
+          f"{args.table} ({args.mode})")
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from penchant.demo_shop import generate
 
@@ -250,6 +289,32 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("-k", type=int, default=10)
     rec.add_argument("--json", action="store_true", help="print JSON records")
     rec.set_defaults(func=cmd_recommend)
+
+    sources = sub.add_parser("sources", help="check data sources").add_subparsers(
+        dest="sources_command", required=True)
+    probe = sources.add_parser("test", help="connect to a pipeline's source, read a sample "
+                                            "and count its rows, before a long run")
+    probe.add_argument("pipeline", type=Path)
+    probe.add_argument("--rows", type=int, default=10, help="events to show (default 10)")
+    probe.add_argument("--no-count", action="store_true",
+                       help="skip counting the rows (a count can take a while)")
+    probe.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
+                       help="override a pipeline value, e.g. source.table=events_2024")
+    probe.set_defaults(func=cmd_sources_test)
+
+    export = sub.add_parser("export", help="write a run's recommendations to a database "
+                                           "table or MongoDB collection, all or nothing")
+    export.add_argument("run_id", type=int)
+    where = export.add_mutually_exclusive_group(required=True)
+    where.add_argument("--to", metavar="URL", help="SQLAlchemy or mongodb:// URL")
+    where.add_argument("--to-env", metavar="NAME",
+                       help="environment variable holding the URL (keeps the password out "
+                            "of shell history and process lists)")
+    export.add_argument("--table", required=True, help="table (or collection) to write")
+    export.add_argument("--database", help="MongoDB database, when the URL names none")
+    export.add_argument("--mode", choices=("replace", "append"), default="replace",
+                        help="replace the table's rows (default) or add to them")
+    export.set_defaults(func=cmd_export)
 
     gen = sub.add_parser("generate", help="generate data").add_subparsers(
         dest="what", required=True)

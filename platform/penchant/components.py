@@ -22,9 +22,11 @@ from penchant.data import (
     OPTIONAL_MAPPING,
     REQUIRED_MAPPING,
     Dataset,
+    Events,
     Features,
     Recommendations,
 )
+from penchant.increments import Increments
 from penchant.loading import ON_ERROR, EventsBuilder, utc_or_none
 from penchant.metrics import ndcg_from_scores
 from penchant.params import Param, ParamValues, validate
@@ -55,6 +57,9 @@ class Context:
     #: The pipeline's features as they stood at an earlier time (same user and item
     #: indexes): what models that learn "what comes next" train from. None outside a run.
     features_at: Callable[[pd.Timestamp], Features] | None = None
+    #: What incremental sources read in earlier runs (see :mod:`penchant.increments`).
+    #: None outside a run: a source then reads everything.
+    increments: Increments | None = None
 
 
 class Component:
@@ -154,6 +159,19 @@ class Source(Component):
     def load(self, ctx: Context) -> Dataset:
         """Read everything, mapped to canonical columns (see :class:`~penchant.data.Events`)."""
         raise NotImplementedError
+
+    def sample(self, ctx: Context, rows: int) -> Events:
+        """The first ``rows`` events, for a look before a long run (``penchant sources
+        test``, the app's preview). This default reads everything; a source that can stop
+        early overrides it."""
+        events = self.load(ctx).events
+        return events.select(np.arange(len(events)) < rows)
+
+    def count(self) -> int | None:
+        """How many rows a load would read, before checks; None when the source cannot
+        say without reading them all. A source that pushes ``since``/``until`` down counts
+        within them."""
+        return None
 
     def events_builder(self, ctx: Context, origin: str, *, row_name: str = "row",
                        total: int = 0, time_unit: str | None = None) -> EventsBuilder:

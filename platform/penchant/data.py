@@ -25,6 +25,9 @@ REQUIRED_MAPPING = ("user", "item", "time")
 OPTIONAL_MAPPING = ("event", "value")
 DEFAULT_EVENT = "interaction"
 TIME_DTYPE = "datetime64[ns, UTC]"
+#: Epoch numbers at or above this are milliseconds (as seconds they would be after the year
+#: 5138): the rule ``time_unit = "auto"`` reads numbers by, wherever they come from.
+EPOCH_MS_FROM = 1e11
 
 
 def parse_times(values: pd.Series, unit: str = "auto") -> pd.Series:
@@ -41,7 +44,7 @@ def parse_times(values: pd.Series, unit: str = "auto") -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce")
     numbers = numbers.where(np.isfinite(numbers))
     if unit == "auto":
-        numbers = numbers.where(numbers.abs() < 1e11, numbers / 1000.0)
+        numbers = numbers.where(numbers.abs() < EPOCH_MS_FROM, numbers / 1000.0)
     out = pd.to_datetime(numbers / (1000.0 if unit == "ms" else 1.0), unit="s", utc=True,
                          errors="coerce").astype(TIME_DTYPE)
     if unit == "auto" and not pd.api.types.is_numeric_dtype(values):
@@ -71,6 +74,18 @@ def _ids(values: pd.Series) -> pd.Series:
     mapped = np.where(codes >= 0, final[codes] if len(final) else codes, -1)
     return pd.Series(pd.Categorical.from_codes(mapped, categories=pd.Index(categories,
                                                                             dtype="string")))
+
+
+def _text_categories(column: pd.Series) -> pd.Series:
+    """The column with its categories as ``string``: parts built apart (an empty chunk, a
+    Parquet file) may carry ``object`` or ``str`` categories, which cannot be united."""
+    categories = column.cat.categories
+    dtype, text = categories.dtype, pd.StringDtype()
+    # ``==`` would call ``str`` and ``string`` (and their storages) equal: compare parts.
+    if isinstance(dtype, pd.StringDtype) and dtype.storage == text.storage \
+            and dtype.na_value is pd.NA:
+        return column
+    return column.cat.rename_categories(categories.astype(text))
 
 
 @dataclass(frozen=True)
@@ -117,7 +132,7 @@ class Events:
         columns = {}
         for col in EVENT_COLUMNS:
             if col in ("user", "item", "event"):
-                columns[col] = union_categoricals([f[col] for f in frames],
+                columns[col] = union_categoricals([_text_categories(f[col]) for f in frames],
                                                   ignore_order=True)
             else:
                 columns[col] = pd.concat([f[col] for f in frames], ignore_index=True)

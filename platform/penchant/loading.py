@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from penchant.data import Events
+from penchant.data import EVENT_COLUMNS, TIME_DTYPE, Events
 from penchant.errors import DataError
 
 if TYPE_CHECKING:
@@ -92,6 +92,29 @@ def find_problems(raw: pd.DataFrame, events: Events) -> dict[str, np.ndarray]:
     return masks
 
 
+_CATEGORICAL = ("user", "item", "event")
+
+
+def _united(columns: list[pd.Series]) -> pd.Categorical:
+    """One categorical from chunks' categoricals, by hashing every chunk's categories once.
+
+    Each chunk has its own small category list; they are stacked, factorised together, and
+    each chunk's codes are mapped through the result: linear in rows plus categories, where
+    uniting them pairwise (``union_categoricals``) grows with the number of chunks.
+    """
+    stacked = pd.concat([pd.Series(c.cat.categories, dtype="string") for c in columns],
+                        ignore_index=True)
+    remap, names = pd.factorize(stacked)
+    codes, offset = [], 0
+    for column in columns:
+        local = column.cat.codes.to_numpy().astype(np.int64)
+        codes.append(np.where(local >= 0, remap[offset + np.maximum(local, 0)], -1)
+                     if len(remap) else local)
+        offset += len(column.cat.categories)
+    return pd.Categorical.from_codes(np.concatenate(codes).astype(np.int32),
+                                     categories=pd.Index(names, dtype="string"))
+
+
 class EventsBuilder:
     """Collects a source's chunks into one checked :class:`Events`.
 
@@ -109,7 +132,7 @@ class EventsBuilder:
         self.origin, self.ctx, self.time_unit = origin, ctx, time_unit
         self.on_error, self.since, self.until = on_error, since, until
         self.row_name, self.total = row_name, total
-        self.parts: list[Events] = []
+        self.parts: list[dict[str, Any]] = []
         self.tallies = {key: _Tally() for key in PROBLEMS}
         self.read = 0
         self.consumed = 0
@@ -135,7 +158,7 @@ class EventsBuilder:
         keep = ~bad & self._in_window(events.frame["time"])
         self.outside_window += int((~bad & ~keep).sum())
         if self.on_error == "drop" or not self.problems():
-            self.parts.append(events if keep.all() else events.select(keep))
+            self._keep(events.frame if keep.all() else events.frame[keep])
         self.read += len(raw)
         self.consumed += len(raw) if consumed is None else consumed
         self.ctx.progress("load", self.consumed, max(self.total, self.consumed))
@@ -180,7 +203,28 @@ class EventsBuilder:
                                  for k, t in self.tallies.items() if t.count}
             self.ctx.log(f"load: dropped {count} of {self.read} row(s) from {self.origin}: "
                          f"{self.describe()}")
-        return Events.concat(self.parts)
+        return self._events()
+
+    def _keep(self, frame: pd.DataFrame) -> None:
+        """Hold a chunk as plain arrays and its categoricals as they are (codes and the
+        chunk's few categories); they are united once, at the end."""
+        part: dict[str, Any] = {col: frame[col].to_numpy() for col in ("value", "row")}
+        # UTC nanoseconds: converting the zoned column to numpy would box every timestamp.
+        part["time"] = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
+        for col in _CATEGORICAL:
+            part[col] = frame[col].reset_index(drop=True)
+        self.parts.append(part)
+
+    def _events(self) -> Events:
+        if not self.parts:
+            return Events.concat([])
+        frame = pd.DataFrame({
+            col: (_united([p[col] for p in self.parts]) if col in _CATEGORICAL
+                  else np.concatenate([p[col] for p in self.parts]))
+            for col in EVENT_COLUMNS})
+        self.parts.clear()
+        frame["time"] = frame["time"].dt.tz_localize("UTC").astype(TIME_DTYPE)
+        return Events(frame)
 
 
 def utc_or_none(value: Any) -> pd.Timestamp | None:

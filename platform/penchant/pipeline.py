@@ -33,6 +33,7 @@ from penchant.components import Component
 from penchant.errors import PenchantError, PipelineError
 from penchant.params import Param, ParamValues, mask, validate
 from penchant.plugins import Registry
+from penchant.secrets import url_password
 
 #: Stage tables in run order, with the component kind each holds and whether it is a list.
 STAGES: tuple[tuple[str, str, bool], ...] = (
@@ -147,6 +148,27 @@ class Pipeline:
                 specs.append({"plugin": spec.plugin, **full})
             doc[stage] = specs if many else specs[0]
         return doc
+
+
+    def secret_values(self, registry: Registry) -> list[str]:
+        """What a run must never write or say: the resolved value of every secret
+        parameter, the password in it when it is a URL, and every environment value such a
+        parameter refers to."""
+        found: list[str] = []
+        for specs in self.stages.values():
+            for spec in specs:
+                cls = registry.get(spec.kind, spec.plugin)
+                for param in cls.schema():
+                    value = spec.params.get(param.name)
+                    if not param.secret or not isinstance(value, str):
+                        continue
+                    found += [os.environ.get(name, "") for name in _ENV.findall(value)]
+                    try:
+                        resolved = resolve_env(value, "")
+                    except PipelineError:
+                        continue
+                    found += [resolved, url_password(resolved) or ""]
+        return [s for s in dict.fromkeys(found) if s]
 
 
 def resolve_env(value: Any, where: str) -> Any:

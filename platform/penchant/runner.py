@@ -8,13 +8,14 @@ run recorded with the right status.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -24,10 +25,12 @@ from penchant import artifacts, atomic, interests
 from penchant.components import Component, Context, Model, Recommender, Source, Validation
 from penchant.data import Dataset, Features, Recommendations
 from penchant.errors import PenchantError, PipelineError, RunInterrupted
+from penchant.increments import Increments
 from penchant.metrics import evaluate_lists
 from penchant.pipeline import ComponentSpec, Pipeline, dump
 from penchant.plugins import Registry, default_registry
 from penchant.ranking import top_k
+from penchant.secrets import scrub
 from penchant.split import relevant_items, resolve_cutoff, temporal_split, validation_cut
 from penchant.store import RunStore, penchant_home
 
@@ -70,6 +73,14 @@ class Runner:
         self.stop_reason: str | None = None
         self.summary: dict[str, Any] = {}
         self.run_info: RunInfo | None = None
+        #: Resolved secrets, scrubbed from every message and record as a last defence.
+        self.secrets = pipeline.secret_values(self.registry)
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+    def safe_summary(self) -> dict[str, Any]:
+        return json.loads(self.scrub(json.dumps(self.summary, default=str)))
 
     # -- observer plumbing ---------------------------------------------------------
 
@@ -82,7 +93,7 @@ class Runner:
                     f"{label}.{hook_name}: {type(error).__name__}: {error}")
 
     def log(self, message: str) -> None:
-        self.emit("penchant_on_log", run=self.run_info, message=message)
+        self.emit("penchant_on_log", run=self.run_info, message=self.scrub(message))
 
     def stop(self, reason: str | None = None) -> None:
         """Ask the run to end at its next safe point (between batches, stages, chunks).
@@ -130,7 +141,10 @@ class Runner:
         for observer in self.observers:
             self.registry.pm.register(observer)
         try:
-            self.source = self.preflight()
+            try:
+                self.source = self.preflight()
+            except PenchantError as exc:
+                self._raise_scrubbed(exc)
             doc = pipeline.resolved_doc(self.registry, masked=True)
             run_id = self.store.start_run(pipeline.name, pipeline.one("model").plugin,
                                           dump(doc), doc, None)
@@ -143,6 +157,14 @@ class Runner:
         finally:
             for observer in self.observers:
                 self.registry.pm.unregister(observer)
+
+    def _raise_scrubbed(self, exc: PenchantError) -> NoReturn:
+        """Raise ``exc`` again, or, when it tells a secret, the same kind of error without
+        it and without the original attached."""
+        message = self.scrub(str(exc))
+        if message == str(exc):
+            raise exc
+        raise type(exc)(message) from None
 
     def _guarded(self, run_id: int) -> RunResult:
         self.emit("penchant_on_run_start", run=self.run_info)
@@ -158,23 +180,24 @@ class Runner:
                 raise interrupt from exc
         except (KeyboardInterrupt, RunInterrupted) as exc:
             status = "cancelled" if isinstance(exc, RunCancelled) else "interrupted"
-            message = str(exc) or "interrupted (Ctrl-C or SIGTERM)"
-            self.store.finish_run(run_id, status, self.summary, message)
+            message = self.scrub(str(exc) or "interrupted (Ctrl-C or SIGTERM)")
+            self.store.finish_run(run_id, status, self.safe_summary(), message)
             self.emit("penchant_on_run_failed", run=self.run_info, status=status,
                       error=message)
             raise
         except PenchantError as exc:
-            self.store.finish_run(run_id, "failed", self.summary, str(exc))
+            message = self.scrub(str(exc))
+            self.store.finish_run(run_id, "failed", self.safe_summary(), message)
             self.emit("penchant_on_run_failed", run=self.run_info, status="failed",
-                      error=str(exc))
-            raise
+                      error=message)
+            self._raise_scrubbed(exc)
         except BaseException as exc:
-            text = "".join(traceback.format_exception(exc))
-            self.store.finish_run(run_id, "failed", self.summary, text)
+            text = self.scrub("".join(traceback.format_exception(exc)))
+            self.store.finish_run(run_id, "failed", self.safe_summary(), text)
             self.emit("penchant_on_run_failed", run=self.run_info, status="failed",
-                      error=f"{type(exc).__name__}: {exc}")
+                      error=self.scrub(f"{type(exc).__name__}: {exc}"))
             raise
-        self.store.finish_run(run_id, "finished", self.summary)
+        self.store.finish_run(run_id, "finished", self.safe_summary())
         self.emit("penchant_on_run_end", run=self.run_info, metrics=result.metrics)
         return result
 
@@ -194,8 +217,10 @@ class Runner:
     def _execute(self) -> RunResult:
         p = self.pipeline
         ev = p.evaluation
-        dataset = self._stage("load", lambda: self.source.load(self.context("load")),
-                              _dataset_summary)
+        load_ctx = self.context("load")
+        load_ctx.increments = Increments(self.store, penchant_home() / "sources",
+                                         self.run_info.id)
+        dataset = self._stage("load", lambda: self.source.load(load_ctx), _dataset_summary)
         for i, spec in enumerate(p.stages["preprocess"]):
             step = self.create("preprocess", i)
             label = f"preprocess[{i}] {spec.plugin}"

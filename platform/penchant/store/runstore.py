@@ -148,6 +148,25 @@ class RunStore:
                 conn.execute(insert(schema.artifacts).values(run_id=run_id, name=name,
                                                              path=str(path)))
 
+    def save_source_mark(self, key: str, run_id: int | None, mark: Any, events_path: str,
+                         rows: int) -> str | None:
+        """Record where an incremental source stopped; returns the events file it replaces
+        (for the caller to delete once this is committed), or None."""
+        with self.engine.begin() as conn:
+            old = conn.execute(select(schema.source_marks.c.events_path).where(
+                schema.source_marks.c.key == key)).scalar()
+            conn.execute(delete(schema.source_marks).where(schema.source_marks.c.key == key))
+            conn.execute(insert(schema.source_marks).values(
+                key=key, run_id=run_id, mark=_json_safe(mark), events_path=events_path,
+                rows=rows, saved_at=_now()))
+        return old if old != events_path else None
+
+    def source_mark(self, key: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(schema.source_marks).where(
+                schema.source_marks.c.key == key)).first()
+        return dict(row._mapping) if row is not None else None
+
     def reap_stale(self) -> int:
         """Runs still marked running whose process on this host is gone were killed
         (SIGKILL, power loss): mark them interrupted so none is shown as running forever."""

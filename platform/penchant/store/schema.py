@@ -61,3 +61,16 @@ artifacts = Table(
     Column("name", String(100), primary_key=True),
     Column("path", Text, nullable=False),
 )
+
+#: Where an incremental source stopped reading: its high-water mark and the events read so
+#: far (a Parquet file), keyed by a hash of what identifies the source's data. No URL or
+#: credential is kept: the key is a hash, the mark a time value.
+source_marks = Table(
+    "source_marks", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="SET NULL")),
+    Column("mark", JSON, nullable=False),
+    Column("events_path", Text, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Column("saved_at", DateTime(timezone=True), nullable=False),
+)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from penchant import DataError
+from penchant import DataError, PipelineError
 from penchant_plugins.sources._csvfiles import (
     check_no_implicit_index,
     csv_errors,
@@ -19,8 +20,24 @@ from penchant_plugins.sources._csvfiles import (
     require_file,
 )
 
+#: Side-table parameter → the canonical id its rows are keyed by.
+SIDE_TABLE_IDS = {"items": "item", "users": "user"}
+
 #: Tried after the events file's delimiter: side tables often come from another export.
 _COMMON_DELIMITERS = (",", "\t", ";", "|")
+
+
+def check_side_table_specs(params: Any, where: str, key: str, what: str,
+                           example: str) -> None:
+    """Each given side table names its data by ``key`` (``path`` or ``table``), not the
+    other; ``what`` says where this source reads side tables from, ``example`` a value."""
+    other = "table" if key == "path" else "path"
+    for kind in SIDE_TABLE_IDS:
+        spec = params[kind]
+        if spec is not None and (key not in spec or other in spec):
+            raise PipelineError(f"{where}: key {kind!r}: this source reads side tables "
+                                f"from {what}; write {kind} = {{ {key} = "
+                                f"\"{example.format(kind=kind)}\", id = \"...\" }}")
 
 
 def load_side_table(path: Path, given: str, id_column: str, kind: str, delimiter: str,

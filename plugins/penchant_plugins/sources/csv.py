@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+from pandas.io.common import get_handle
 
 from penchant import DataError, Dataset, Events, Param, PipelineError, Source
 from penchant_plugins.sources._csvfiles import (
@@ -23,12 +24,15 @@ from penchant_plugins.sources._csvfiles import (
     read_header,
     require_file,
 )
-from penchant_plugins.sources._side_tables import load_side_table
+from penchant_plugins.sources._side_tables import (
+    SIDE_TABLE_IDS,
+    check_side_table_specs,
+    load_side_table,
+)
 
 if TYPE_CHECKING:
     from penchant import Context, ParamValues
 
-_SIDE_TABLE_IDS = {"items": "item", "users": "user"}
 #: Lines whose times decide what ``time_unit = "auto"`` means for the whole file.
 TIME_SAMPLE = 1000
 
@@ -61,11 +65,7 @@ class CsvSource(Source):
         if not self.params.header and not self.params.names:
             raise PipelineError(f"{where}: a file without a header needs `names`, e.g. "
                                 "names = [\"user_id\", \"item_id\", \"timestamp\"]")
-        for kind in _SIDE_TABLE_IDS:
-            spec = self.params[kind]
-            if spec is not None and ("path" not in spec or "table" in spec):
-                raise PipelineError(f"{where}: key {kind!r}: the csv source reads side tables "
-                                    f"from files; write {kind} = {{ path = \"{kind}.csv\" }}")
+        check_side_table_specs(self.params, where, "path", "files", "{kind}.csv")
         self.path = self.resolve_path(self.params.path)
 
     def describe_origin(self) -> str:
@@ -91,13 +91,26 @@ class CsvSource(Source):
             raise DataError(f"{self.path}: no column for {'; '.join(missing)}; the file has "
                             f"{', '.join(map(repr, columns))}")
 
-    def _read_events(self, ctx: Context) -> Events:
+    def sample(self, ctx: Context, rows: int) -> Events:
+        require_file(self.path, self.params.path)
+        self._check_mapping(self.available_columns())
+        return self._read_events(ctx, nrows=rows)
+
+    def count(self) -> int | None:
+        """Data lines, blank ones left out (one record per line, as line numbers assume)."""
+        require_file(self.path, self.params.path)
+        with get_handle(self.path, "rb", compression="infer") as handle:
+            lines = sum(1 for line in handle.handle if line.strip())
+        return max(0, lines - int(self.params.header))
+
+    def _read_events(self, ctx: Context, nrows: int | None = None) -> Events:
         first_line = 2 if self.params.header else 1
         builder = self.events_builder(ctx, str(self.path), row_name="line",
-                                      total=estimate_rows(self.path, self.params.header),
+                                      total=nrows or estimate_rows(self.path,
+                                                                   self.params.header),
                                       time_unit=self._time_unit())
         with csv_errors(self.path, self.params.encoding), \
-                self._read(chunksize=self.params.chunk_size) as reader:
+                self._read(chunksize=self.params.chunk_size, nrows=nrows) as reader:
             for chunk in reader:
                 check_no_implicit_index(chunk, self.path, first_line)
                 builder.add(self._canonical(chunk, first_line), consumed=len(chunk))
@@ -136,7 +149,7 @@ class CsvSource(Source):
         spec = self.params[kind]
         if spec is None:
             return None
-        id_column = spec.get("id", self.params.columns[_SIDE_TABLE_IDS[kind]])
+        id_column = spec.get("id", self.params.columns[SIDE_TABLE_IDS[kind]])
         return load_side_table(self.resolve_path(spec["path"]), spec["path"], id_column,
-                               _SIDE_TABLE_IDS[kind], self.delimiter, self.params.encoding)
+                               SIDE_TABLE_IDS[kind], self.delimiter, self.params.encoding)
 
