@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from penchant.store import RunStore
+
+# Qt without a screen, for the app's tests (pytest-qt); set before any Qt import.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 SHOP_PIPELINE = """
 [pipeline]

@@ -80,3 +80,27 @@ baselines = ["popularity"]
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert set(metrics["results"]) == {"repeat-buy", "popularity"}
     assert metrics["results"]["repeat-buy"]["90d"]["users"] > 0
+
+
+@pytest.mark.gui
+def test_the_app_lists_it_and_offers_it_in_the_palette(installed, qtbot) -> None:
+    """A fresh registry (what the app builds at start) sees the installed package."""
+    import importlib
+
+    from penchant.plugins import Registry
+    from penchant_gui.builder import PipelineBuilder
+    from penchant_gui.plugins_view import PluginsView
+
+    importlib.invalidate_caches()
+    registry = Registry()
+    view = PluginsView(registry)
+    qtbot.addWidget(view)
+    rows = view.model.frame.set_index("name")
+    assert rows.loc["repeat-buy", "package"] == "penchant-example-shop"
+    assert rows.loc["orders-json", "kind"] == "source"
+    builder = PipelineBuilder(registry)
+    qtbot.addWidget(builder)
+    builder.choose("repeat-buy", "model")
+    builder.add_chosen()
+    assert set(builder.form.fields) >= {p.name for p in registry.get("model",
+                                                                     "repeat-buy").params}

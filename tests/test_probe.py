@@ -63,3 +63,19 @@ def test_a_connection_error_is_raised_as_in_a_run(tmp_path) -> None:
     path = write(tmp_path, 'plugin = "sql"\nurl = "sqlite:///shop.db"\ntable = "events"')
     with pytest.raises(penchant.DataError, match="no table 'events'"):
         probe_source(load_pipeline(path, registry), registry)
+
+
+def test_preview_steps_follow_the_sample_through_each_preprocessor(tmp_path) -> None:
+    from penchant.probe import preview_steps
+
+    (tmp_path / "e.csv").write_text("user_id,item_id,ts\n" + "u1,i1,1700000000\n" * 3
+                                    + "u2,i2,1700000100\n,i3,1700000200\n")
+    path = tmp_path / "p.toml"
+    path.write_text(quick_pipeline('plugin = "csv"\npath = "e.csv"\ncolumns = { user = '
+                                   '"user_id", item = "item_id", time = "ts" }')
+                    + '\n[[preprocess]]\nplugin = "dedup"\n')
+    registry = Registry()
+    steps = preview_steps(load_pipeline(path, registry), registry, rows=2)
+    assert [(s.label, s.rows, s.dropped) for s in steps] == [
+        ("source: csv", 4, 1), ("preprocess 1: dedup", 2, 2)]
+    assert len(steps[0].head) == 2 and steps[1].error is None

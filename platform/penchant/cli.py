@@ -222,6 +222,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gui(args: argparse.Namespace) -> int:
+    try:
+        from penchant_gui.app import run_app
+    except ModuleNotFoundError as exc:
+        raise PenchantError(f"the desktop app needs {exc.name}: pip install "
+                            "'penchant[gui]'") from None
+    return run_app(args.pipeline, args.store)
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     from penchant.demo_shop import generate
 
@@ -315,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--mode", choices=("replace", "append"), default="replace",
                         help="replace the table's rows (default) or add to them")
     export.set_defaults(func=cmd_export)
+
+    gui = sub.add_parser("gui", help="start the desktop app")
+    gui.add_argument("pipeline", nargs="?", type=Path, help="a pipeline file to open")
+    gui.set_defaults(func=cmd_gui)
 
     gen = sub.add_parser("generate", help="generate data").add_subparsers(
         dest="what", required=True)

@@ -95,22 +95,29 @@ def find_problems(raw: pd.DataFrame, events: Events) -> dict[str, np.ndarray]:
 _CATEGORICAL = ("user", "item", "event")
 
 
-def _united(columns: list[pd.Series]) -> pd.Categorical:
-    """One categorical from chunks' categoricals, by hashing every chunk's categories once.
+def _parts_of(column: pd.Series) -> tuple[np.ndarray, Any]:
+    """A chunk's categorical as its codes and its categories' bare array.
 
-    Each chunk has its own small category list; they are stacked, factorised together, and
-    each chunk's codes are mapped through the result: linear in rows plus categories, where
-    uniting them pairwise (``union_categoricals``) grows with the number of chunks.
+    Not the categories' Index: once looked up, an Index carries a hash table of Python
+    strings, which kept for every chunk cost more memory than the events themselves.
     """
-    stacked = pd.concat([pd.Series(c.cat.categories, dtype="string") for c in columns],
+    return column.cat.codes.to_numpy(), column.cat.categories.array
+
+
+def _united(parts: list[tuple[np.ndarray, Any]]) -> pd.Categorical:
+    """One categorical from chunks' codes and categories, hashing every chunk's categories
+    once: they are stacked, factorised together, and each chunk's codes mapped through the
+    result. Linear in rows plus categories, where uniting categoricals pairwise
+    (``union_categoricals``) grows with the number of chunks."""
+    stacked = pd.concat([pd.Series(categories, dtype="string") for _, categories in parts],
                         ignore_index=True)
     remap, names = pd.factorize(stacked)
     codes, offset = [], 0
-    for column in columns:
-        local = column.cat.codes.to_numpy().astype(np.int64)
+    for local, categories in parts:
+        local = local.astype(np.int64)
         codes.append(np.where(local >= 0, remap[offset + np.maximum(local, 0)], -1)
                      if len(remap) else local)
-        offset += len(column.cat.categories)
+        offset += len(categories)
     return pd.Categorical.from_codes(np.concatenate(codes).astype(np.int32),
                                      categories=pd.Index(names, dtype="string"))
 
@@ -208,11 +215,12 @@ class EventsBuilder:
     def _keep(self, frame: pd.DataFrame) -> None:
         """Hold a chunk as plain arrays and its categoricals as they are (codes and the
         chunk's few categories); they are united once, at the end."""
-        part: dict[str, Any] = {col: frame[col].to_numpy() for col in ("value", "row")}
+        part: dict[str, Any] = {col: frame[col].to_numpy(copy=True)
+                                for col in ("value", "row")}
         # UTC nanoseconds: converting the zoned column to numpy would box every timestamp.
         part["time"] = frame["time"].dt.tz_convert("UTC").dt.tz_localize(None).to_numpy()
         for col in _CATEGORICAL:
-            part[col] = frame[col].reset_index(drop=True)
+            part[col] = _parts_of(frame[col])
         self.parts.append(part)
 
     def _events(self) -> Events:

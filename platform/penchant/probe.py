@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from penchant.components import Context
+from penchant.data import Dataset
+from penchant.errors import PenchantError
 
 if TYPE_CHECKING:
     from penchant.pipeline import Pipeline
@@ -76,6 +78,46 @@ def probe_source(pipeline: Pipeline, registry: Registry, rows: int = 10,
         probe.count = source.count() if count else None
     probe.seconds = time.perf_counter() - started
     return probe
+
+
+@dataclass
+class PreviewStep:
+    """The sample as it stands after one step: the source's mapping, then each
+    preprocessor. ``error`` is set when the step could not run on the sample."""
+
+    label: str
+    rows: int
+    dropped: int
+    head: pd.DataFrame
+    error: str | None = None
+
+
+def preview_steps(pipeline: Pipeline, registry: Registry, sample: int = 5000,
+                  rows: int = 50, ctx: Context | None = None) -> list[PreviewStep]:
+    """The first ``sample`` events through the source and each preprocessor in turn, for
+    the app's data preview; each step keeps ``rows`` rows to show. A step that fails on
+    the sample (it may need side tables a sample lacks) is reported and ends the preview;
+    the source's own errors raise, as in a run."""
+    ctx = ctx or Context()
+    spec = pipeline.one("source")
+    source = pipeline.create(replace(spec, params={**spec.params, "on_error": "drop"}),
+                             registry)
+    events = source.sample(ctx, sample)
+    dropped = sum(found["count"] for found in ctx.report.get("dropped", {}).values())
+    steps = [PreviewStep(f"source: {spec.plugin}", len(events), dropped,
+                         _readable(events.frame.head(rows)))]
+    dataset = Dataset(events, provenance=(f"sample of {source.describe_origin()}",))
+    for i, step_spec in enumerate(pipeline.stages["preprocess"]):
+        label = f"preprocess {i + 1}: {step_spec.plugin}"
+        before = len(dataset.events)
+        try:
+            dataset = pipeline.create(step_spec, registry).apply(dataset, Context())
+        except PenchantError as exc:
+            steps.append(PreviewStep(label, before, 0, pd.DataFrame(), str(exc)))
+            break
+        steps.append(PreviewStep(label, len(dataset.events), before - len(dataset.events),
+                                 _readable(dataset.events.frame.head(rows))))
+    return steps
 
 
 def _readable(frame: pd.DataFrame) -> pd.DataFrame:
