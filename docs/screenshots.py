@@ -37,7 +37,7 @@ def main() -> int:
     from penchant_gui.document import Slot
     from penchant_gui.main_window import PAGES, MainWindow
 
-    app = QApplication(sys.argv[:1])
+    _app = QApplication(sys.argv[:1])  # kept: Qt needs it alive while windows exist
     settings = QSettings(str(Path(os.environ["PENCHANT_HOME"]) / "gui.ini"),
                          QSettings.Format.IniFormat)
     window = MainWindow(default_registry(), RunStore(), settings)
@@ -78,7 +78,7 @@ def main() -> int:
     window.runs.table.selectAll()
     window.runs.compare_button.click()
     shot("Runs", "runs-compare")
-    window.plugins.filter_edit.setText("")
+    window.plugins.select("model", "vae")
     shot("Plugins", "plugins")
     window.builder.select(Slot("model"))
     window.preview.refresh()

@@ -162,10 +162,10 @@ def test_sample_reads_the_first_documents_and_count_counts_the_window(mongo_uri,
     windowed = source(mongo_uri, db, columns={"user": "u", "item": "i", "time": "t"},
                       since="2024-01-03", filter='{"i": {"$ne": "i9"}}')
     assert windowed.count() == 7
-    first = windowed.sample(Context(), 3).frame
+    first = windowed.sample(Context(), 3).events.frame
     assert first["item"].astype(str).tolist() == ["i2", "i3", "i4"]
     assert first["row"].tolist() == [1, 2, 3]
-    assert len(windowed.sample(Context(), 0)) == 0
+    assert len(windowed.sample(Context(), 0).events) == 0
 
 
 def test_chunks_of_three_give_the_same_events_as_one_chunk(mongo_uri, db) -> None:

@@ -165,7 +165,7 @@ class PipelineBuilder(QWidget):
         self.form_area = QScrollArea()
         self.form_area.setWidgetResizable(True)
         self.problem_list = QListWidget()
-        self.problem_list.setMaximumHeight(110)
+        self.problem_list.setMaximumHeight(72)
         self.problem_list.itemActivated.connect(self._go_to_problem)
 
         self._checker = QTimer(self)

@@ -14,12 +14,14 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
+    QHBoxLayout,
     QLabel,
     QListWidget,
     QMainWindow,
     QMessageBox,
     QSplitter,
     QStackedWidget,
+    QWidget,
 )
 
 from penchant.errors import PenchantError
@@ -74,12 +76,14 @@ class MainWindow(QMainWindow):
             self.pages.addWidget(page)
         self.nav = QListWidget()
         self.nav.addItems(PAGES)
-        self.nav.setFixedWidth(130)
+        self.nav.setFixedWidth(120)
+        self.nav.setSpacing(3)
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
-        body = QSplitter(Qt.Orientation.Horizontal)
-        body.addWidget(self.nav)
-        body.addWidget(self.pages)
-        body.setStretchFactor(1, 1)
+        body = QWidget()
+        row = QHBoxLayout(body)
+        row.setContentsMargins(4, 4, 4, 0)
+        row.addWidget(self.nav)
+        row.addWidget(self.pages, 1)
         self.setCentralWidget(body)
         self.file_label = QLabel()
         self.statusBar().addPermanentWidget(QLabel(device_description()))

@@ -105,7 +105,7 @@ class Field(QWidget):
             spin.valueChanged.connect(lambda v: self.check(v))
             return spin
         if p.type == "float" and _plain_number(value):
-            spin = QDoubleSpinBox()
+            spin = _FloatBox()
             spin.setDecimals(6)
             spin.setRange(p.min if p.min is not None else -1e12,
                           p.max if p.max is not None else 1e12)
@@ -262,6 +262,14 @@ class ParamForm(QWidget):
             field.show_problems(by_key.get(key, []))
         return [m for key, messages in by_key.items() if key not in self.fields
                 for m in messages]
+
+
+class _FloatBox(QDoubleSpinBox):
+    """A float box that shows 0.001 as 0.001, not 0.001000: six decimals of precision, only
+    the significant ones on screen."""
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
 
 
 def _plain_number(value: Any) -> bool:

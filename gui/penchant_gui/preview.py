@@ -42,6 +42,7 @@ class DataPreview(QWidget):
         self.status = QLabel("Shows rows after the column mapping and after each "
                              "preprocessing step.")
         self.step_list = QListWidget()
+        self.step_list.setWordWrap(True)
         self.step_list.currentRowChanged.connect(self._show_step)
         self.model = FrameModel()
         self.table = QTableView()
@@ -88,6 +89,9 @@ class DataPreview(QWidget):
         self.finished.emit()
 
     def _show_step(self, row: int) -> None:
+        """A step's rows; for a step that failed, the rows it was given."""
+        while 0 < row < len(self.steps) and self.steps[row].error:
+            row -= 1
         if 0 <= row < len(self.steps):
             self.model.set_frame(self.steps[row].head)
             self.table.resizeColumnsToContents()

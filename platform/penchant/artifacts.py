@@ -3,7 +3,7 @@
 ``model.pt`` loads with ``torch.load(weights_only=True)``: it holds only tensors, numbers,
 strings and containers, never pickled objects, so a checkpoint from elsewhere cannot run
 code. ``features.npz`` keeps the training matrix and id indexes, for recommending to known
-users and folding in new ones later.
+users and folding in new ones later, and each item's category, for explanations.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from penchant import atomic
 from penchant.components import Model, Recommender
 from penchant.data import Features, Recommendations
 from penchant.errors import StoreError
+from penchant.explain import item_categories
 from penchant.plugins import Registry
 
 MODEL_FORMAT = 1
@@ -60,13 +61,18 @@ def load_checkpoint(path: Path, registry: Registry) -> tuple[Model, pd.Index, di
     return model, pd.Index(payload["items"], dtype="string"), payload.get("recommender", {})
 
 
-def save_features(features: Features, path: Path) -> Path:
+def save_features(features: Features, path: Path, category: str = "category") -> Path:
+    """The matrices and indexes, and each item's ``category`` (a column of the items side
+    table) when the dataset has one."""
     arrays: dict[str, Any] = {
         "users": np.asarray(features.users, dtype=str),
         "items": np.asarray(features.items, dtype=str),
         "now": np.asarray([features.now.value], dtype=np.int64),
         "idle_days": np.asarray(features.idle_days, dtype=np.float64),
     }
+    categories = item_categories(features.dataset.items, features.items, category)
+    if categories is not None:
+        arrays.update(item_category=categories, item_category_column=np.asarray([category]))
     for name in ("matrix", "history"):
         m = getattr(features, name).tocsr()
         arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices,
@@ -77,7 +83,8 @@ def save_features(features: Features, path: Path) -> Path:
 
 
 def load_features(path: Path) -> dict[str, Any]:
-    """users, items (indexes), now (timestamp), idle_days, matrix and history (CSR)."""
+    """users, items (indexes), now (timestamp), idle_days, matrix and history (CSR), and
+    when saved, item_category (one name per item, "" for none) and item_category_column."""
     with np.load(path, allow_pickle=False) as z:
         users = pd.Index(z["users"].astype(str), dtype="string")
         items = pd.Index(z["items"].astype(str), dtype="string")
@@ -88,6 +95,9 @@ def load_features(path: Path) -> dict[str, Any]:
         for name in ("matrix", "history"):
             out[name] = sp.csr_matrix((z[f"{name}_data"], z[f"{name}_indices"],
                                        z[f"{name}_indptr"]), shape=shape)
+        if "item_category" in z:
+            out["item_category"] = z["item_category"].astype(str)
+            out["item_category_column"] = str(z["item_category_column"][0])
     return out
 
 

@@ -106,6 +106,26 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_compare(args: argparse.Namespace) -> int:
+    from penchant.report import compare_table
+
+    store = _store(args)
+    columns = []
+    for run_id in args.ids:
+        r = store.run(run_id)
+        stages = (r.summary or {}).get("stages", {})
+        split = stages.get("split", {})
+        merged = "" if "feedback" not in stages else (
+            f", {stages['feedback'].get('merged', 0)} feedback event(s) merged "
+            f"({split.get('feedback_train', 0)} before the cutoff)")
+        print(f"run {r.id}: {r.name} ({r.model}), {r.status}, cutoff "
+              f"{split.get('cutoff', '?')}{merged}")
+        columns.append((f"run {r.id} {r.model}", store.metrics(r.id).get(r.model, {})))
+    print()
+    print(compare_table(columns, None if args.all else ("ndcg", "recall", "hr", "users")))
+    return 0
+
+
 def cmd_plugins_list(args: argparse.Namespace) -> int:
     from penchant.plugins import default_registry
     from penchant.report import table
@@ -175,6 +195,15 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from penchant.trained import TrainedRun
 
     trained = TrainedRun(args.run_id, _store(args))
+    if args.explain:
+        from penchant.explain import render
+
+        explained = trained.explain(args.user, args.k, args.top)
+        if args.json:
+            print(json.dumps([{"user": args.user, **e.to_dict()} for e in explained]))
+        else:
+            print(render(explained))
+        return 0
     frame = trained.recommend(args.user, args.k)
     if args.json:
         print(json.dumps(frame.to_dict(orient="records"), default=str))
@@ -274,6 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     runs_show.add_argument("id", type=int)
     runs_show.add_argument("--pipeline", action="store_true", help="print its pipeline too")
     runs_show.set_defaults(func=cmd_runs_show)
+    runs_compare = runs.add_parser("compare", help="runs' metrics side by side per horizon")
+    runs_compare.add_argument("ids", type=int, nargs="+", metavar="RUN_ID")
+    runs_compare.add_argument("--all", action="store_true",
+                              help="every metric, not only ndcg, recall, hit rate and users")
+    runs_compare.set_defaults(func=cmd_runs_compare)
 
     plugins = sub.add_parser("plugins", help="installed components").add_subparsers(
         dest="plugins_command", required=True)
@@ -297,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--user", required=True)
     rec.add_argument("-k", type=int, default=10)
     rec.add_argument("--json", action="store_true", help="print JSON records")
+    rec.add_argument("--explain", action="store_true",
+                     help="with each item, the history items and categories behind it")
+    rec.add_argument("--top", type=int, default=5,
+                     help="history items shown per item with --explain (default: 5)")
     rec.set_defaults(func=cmd_recommend)
 
     sources = sub.add_parser("sources", help="check data sources").add_subparsers(
@@ -324,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--mode", choices=("replace", "append"), default="replace",
                         help="replace the table's rows (default) or add to them")
     export.set_defaults(func=cmd_export)
+
+    from penchant.feedback_cli import add_commands as add_feedback_commands
+
+    add_feedback_commands(sub)
 
     gui = sub.add_parser("gui", help="start the desktop app")
     gui.add_argument("pipeline", nargs="?", type=Path, help="a pipeline file to open")

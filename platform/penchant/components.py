@@ -22,7 +22,6 @@ from penchant.data import (
     OPTIONAL_MAPPING,
     REQUIRED_MAPPING,
     Dataset,
-    Events,
     Features,
     Recommendations,
 )
@@ -160,12 +159,12 @@ class Source(Component):
         """Read everything, mapped to canonical columns (see :class:`~penchant.data.Events`)."""
         raise NotImplementedError
 
-    def sample(self, ctx: Context, rows: int) -> Events:
-        """The first ``rows`` events, for a look before a long run (``penchant sources
-        test``, the app's preview). This default reads everything; a source that can stop
-        early overrides it."""
-        events = self.load(ctx).events
-        return events.select(np.arange(len(events)) < rows)
+    def sample(self, ctx: Context, rows: int) -> Dataset:
+        """The first ``rows`` events with the side tables, for a look before a long run
+        (``penchant sources test``, the app's preview, where preprocessors run on it). This
+        default reads everything; a source that can stop early overrides it."""
+        dataset = self.load(ctx)
+        return dataset.with_events(dataset.events.select(np.arange(len(dataset.events)) < rows))
 
     def count(self) -> int | None:
         """How many rows a load would read, before checks; None when the source cannot
@@ -240,9 +239,16 @@ class Model(Component):
 
     ``state`` must hold only tensors, arrays, numbers, strings and containers of them, so a
     checkpoint loads with ``torch.load(weights_only=True)``.
+
+    ``explain`` is optional: a model that can say which of a user's history items made an
+    item's score overrides it and names how in ``explanation_method`` (``"exact"``,
+    ``"gradient × input"``…). Without it the host explains by item similarity
+    (:mod:`penchant.explain`), so every model's recommendations come with reasons.
     """
 
     kind = "model"
+    #: How this model's ``explain`` attributes scores, shown with every explanation.
+    explanation_method: ClassVar[str] = ""
 
     def fit(self, features: Features, validation: Validation | None, ctx: Context) -> None:
         raise NotImplementedError
@@ -256,6 +262,15 @@ class Model(Component):
 
     def load_state(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def explain(self, features: Features, row: int,
+                items: np.ndarray) -> sp.spmatrix | np.ndarray | None:
+        """Why the user at ``row`` gets ``items`` (column indexes): a ``len(items) × n_items``
+        matrix (sparse or dense) whose row i holds each history item's contribution to the
+        score of ``items[i]``, non-zero only for items in the user's history. None (this
+        default) leaves it to the host's item-similarity explanation; a model whose scores
+        do not come from the user's history returns all zeros rather than invent reasons."""
+        return None
 
 
 class Recommender(Component):

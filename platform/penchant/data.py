@@ -7,7 +7,7 @@ so any of them can be swapped or skipped without the others knowing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -179,12 +179,18 @@ class Events:
 
 @dataclass(frozen=True)
 class Dataset:
-    """Events plus optional side tables (indexed by original item / user id) and provenance."""
+    """Events plus optional side tables (indexed by original item / user id) and provenance.
+
+    ``event_weights`` are weights suggested by whatever added event types of its own to the
+    data (merged feedback: ``click``, ``dismiss``, …), so they count as meant without every
+    extractor's table listing them; an extractor's own weights take precedence.
+    """
 
     events: Events
     items: pd.DataFrame | None = None
     users: pd.DataFrame | None = None
     provenance: tuple[str, ...] = ()
+    event_weights: Mapping[str, float] = field(default_factory=dict)
 
     def with_events(self, events: Events, note: str | None = None) -> Dataset:
         prov = self.provenance + ((note,) if note else ())

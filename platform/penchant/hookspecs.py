@@ -19,6 +19,8 @@ Two families of hooks:
 ``run`` in observer hooks is a :class:`penchant.runner.RunInfo` (``id``, ``name``,
 ``out_dir``, ``pipeline``).
 
+History: 1.1 added :func:`penchant_on_feedback`.
+
 Versioning: :data:`API_VERSION` is the version of this contract. Adding a hook or a hook
 argument raises the minor number and breaks nobody, because arguments are passed by name
 and a plugin only receives those it asks for; removing or changing one raises the major
@@ -35,7 +37,7 @@ import pluggy
 
 PROJECT = "penchant"
 #: The plugin contract's version (see "Versioning" above).
-API_VERSION = "1.0"
+API_VERSION = "1.1"
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
@@ -119,3 +121,26 @@ def penchant_on_run_end(run: Any, metrics: dict) -> None:
 @hookspec
 def penchant_on_run_failed(run: Any, status: str, error: str) -> None:
     """The run ended early: ``status`` is ``"failed"`` or ``"interrupted"``."""
+
+
+@hookspec
+def penchant_on_feedback(feedback: Any, origin: str) -> None:
+    """Feedback on recommendations was stored (see :mod:`penchant.feedback`).
+
+    Called once per stored batch (one transaction: an import's batch, a replay's batch, a
+    call to ``penchant.feedback.record``), after it is committed, and only with the events
+    that were new: duplicates skipped by an idempotent re-import are not repeated, and a
+    batch that adds nothing calls no one. Not tied to a run in progress, so there is no
+    ``run`` argument.
+
+    ``feedback`` is a pandas DataFrame with columns ``run_id, user, item, rank, time,
+    kind, note`` (``time`` in UTC; ``rank`` the position shown, may be missing; ``kind`` one
+    of ``penchant.feedback.KINDS``); ``origin`` says where it came from, e.g. ``"import
+    clicks.csv"`` or ``"replay of run 3"``.
+
+    Example::
+
+        @penchant.hookimpl
+        def penchant_on_feedback(feedback):
+            purchases = int((feedback["kind"] == "purchase").sum())
+    """

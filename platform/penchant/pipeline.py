@@ -10,6 +10,7 @@ write the same shape::
     [model]
     [recommender]
     [evaluation]    cutoff, horizons, k, baselines, …
+    [feedback]      optional: merge stored feedback into the events (penchant.feedback)
 
 Everything is checked before any work starts, and every problem is reported at once with
 the file, the table and the key.
@@ -31,6 +32,7 @@ import tomli_w
 from penchant import atomic
 from penchant.components import Component
 from penchant.errors import PenchantError, PipelineError
+from penchant.feedback import MERGED
 from penchant.params import Param, ParamValues, mask, validate
 from penchant.plugins import Registry
 from penchant.secrets import url_password
@@ -78,8 +80,24 @@ EVALUATION_PARAMS: tuple[Param, ...] = (
           help="half-life of the recency-weighted persistence baseline of interests"),
 )
 
+FEEDBACK_PARAMS: tuple[Param, ...] = (
+    Param("merge", "bool", False,
+          help="add stored feedback (clicks, add-to-carts, purchases, thumbs, dismissals; "
+               "never impressions) to the events before preprocessing; what falls after the "
+               "cutoff stays out of training and of the test period"),
+    Param("runs", "list", [], items="int", min=1,
+          help="runs whose feedback is merged (empty: every run's)"),
+    Param("weights", "table", {}, items="float", keys=MERGED,
+          help="interaction weight per feedback kind, over the defaults click = 1, "
+               "add-to-cart = 2, purchase = 4, thumbs-up = 2, dismiss = 0, thumbs-down = 0; "
+               "an extractor's own weights table wins. Every merged event marks the item "
+               "as seen, so a dismissal at weight 0 only keeps it out of that user's lists; "
+               "a negative weight (with interactions reduce = \"sum\") also trains against "
+               "it, for models that take negative entries"),
+)
+
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
-_TOP_LEVEL = {"pipeline", "evaluation"} | {name for name, _, _ in STAGES}
+_TOP_LEVEL = {"pipeline", "evaluation", "feedback"} | {name for name, _, _ in STAGES}
 
 
 @dataclass
@@ -105,6 +123,7 @@ class Pipeline:
     settings: ParamValues
     evaluation: ParamValues
     stages: dict[str, list[ComponentSpec]] = field(default_factory=dict)
+    feedback: ParamValues = field(default_factory=lambda: validate(FEEDBACK_PARAMS, {}, ""))
 
     @property
     def name(self) -> str:
@@ -139,6 +158,8 @@ class Pipeline:
         doc = copy.deepcopy(self.doc)
         doc["pipeline"] = dict(self.settings)
         doc["evaluation"] = dict(self.evaluation)
+        if "feedback" in doc:
+            doc["feedback"] = dict(self.feedback)
         for stage, _, many in STAGES:
             specs = []
             for spec in self.stages[stage]:
@@ -272,6 +293,7 @@ def build_pipeline(doc: dict[str, Any], registry: Registry,
                             f"{', '.join(sorted(_TOP_LEVEL))}")
     settings = check(PIPELINE_PARAMS, doc.get("pipeline", {}), f"{origin} [pipeline]")
     evaluation = check(EVALUATION_PARAMS, doc.get("evaluation", {}), f"{origin} [evaluation]")
+    feedback = check(FEEDBACK_PARAMS, doc.get("feedback", {}), f"{origin} [feedback]")
     stages: dict[str, list[ComponentSpec]] = {}
     for stage, kind, many in STAGES:
         tables = doc.get(stage)
@@ -327,7 +349,7 @@ def build_pipeline(doc: dict[str, Any], registry: Registry,
     if problems:
         raise PipelineError("\n".join(dict.fromkeys(problems)))
     return Pipeline(doc=doc, path=path, settings=settings, evaluation=evaluation,
-                    stages=stages)
+                    stages=stages, feedback=feedback)
 
 
 def _placeholder_env(params: dict[str, Any]) -> dict[str, Any]:
@@ -338,7 +360,8 @@ def _placeholder_env(params: dict[str, Any]) -> dict[str, Any]:
 
 def dump(doc: Mapping[str, Any]) -> str:
     ordered = {key: doc[key] for key in ("pipeline", "source", "preprocess", "features",
-                                          "model", "recommender", "evaluation") if key in doc}
+                                          "model", "recommender", "evaluation", "feedback")
+               if key in doc}
     return tomli_w.dumps(_drop_none(ordered))
 
 

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from penchant.components import Context
-from penchant.data import Dataset
 from penchant.errors import PenchantError
 
 if TYPE_CHECKING:
@@ -72,7 +71,7 @@ def probe_source(pipeline: Pipeline, registry: Registry, rows: int = 10,
                         missing={k: v for k, v in mapping.items() if v not in columns})
     if not probe.missing:
         ctx = ctx or Context()
-        events = source.sample(ctx, rows)
+        events = source.sample(ctx, rows).events
         probe.sample = _readable(events.frame)
         probe.problems = dict(ctx.report.get("dropped", {}))
         probe.count = source.count() if count else None
@@ -102,11 +101,12 @@ def preview_steps(pipeline: Pipeline, registry: Registry, sample: int = 5000,
     spec = pipeline.one("source")
     source = pipeline.create(replace(spec, params={**spec.params, "on_error": "drop"}),
                              registry)
-    events = source.sample(ctx, sample)
+    dataset = source.sample(ctx, sample)
+    events = dataset.events
     dropped = sum(found["count"] for found in ctx.report.get("dropped", {}).values())
     steps = [PreviewStep(f"source: {spec.plugin}", len(events), dropped,
                          _readable(events.frame.head(rows)))]
-    dataset = Dataset(events, provenance=(f"sample of {source.describe_origin()}",))
+    dataset = dataset.noted(f"sample of {source.describe_origin()}")
     for i, step_spec in enumerate(pipeline.stages["preprocess"]):
         label = f"preprocess {i + 1}: {step_spec.plugin}"
         before = len(dataset.events)

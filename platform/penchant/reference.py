@@ -16,7 +16,7 @@ _METHODS = {
     "Source": ("available_columns", "describe_origin", "load"),
     "Preprocessor": ("apply",),
     "FeatureExtractor": ("extract",),
-    "Model": ("fit", "score", "state", "load_state"),
+    "Model": ("fit", "score", "state", "load_state", "explain"),
     "Recommender": ("fit", "recommend", "state", "load_state"),
 }
 

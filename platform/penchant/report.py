@@ -61,3 +61,35 @@ def table(rows: Sequence[Sequence[Any]], header: Sequence[str]) -> str:
              for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def compare_table(runs: Sequence[tuple[str, Mapping[str, Mapping[str, Any]]]],
+                  metrics: Sequence[str] | None = ("ndcg", "recall", "hr", "users")) -> str:
+    """Runs side by side: one row per horizon and metric, one column per run (``label``,
+    its ``horizon → metric → value`` results) and, for two runs, the change from the first
+    to the second, so a retrained run reads against the one before it. ``metrics`` names
+    the metrics shown at every k (None: all)."""
+    horizons = list(dict.fromkeys(h for _, results in runs for h in results))
+    labels = [label for label, _ in runs]
+    header = ["horizon", "metric", *labels] + (["change"] if len(runs) == 2 else [])
+    rows = []
+    for h in horizons:
+        names = dict.fromkeys(m for _, results in runs for m in results.get(h, {})
+                              if metrics is None or m.split("@")[0] in metrics)
+        for metric in names:
+            values = [results.get(h, {}).get(metric) for _, results in runs]
+            row = [h, metric] + [_number(v, metric) for v in values]
+            if len(runs) == 2:
+                first, second = values
+                row.append("-" if first is None or second is None
+                           else _number(second - first, metric, signed=True))
+            rows.append(row)
+    return table(rows, header)
+
+
+def _number(value: Any, metric: str, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if metric.endswith("users"):
+        return f"{value:+.0f}" if signed else f"{value:.0f}"
+    return f"{value:+.4f}" if signed else f"{value:.4f}"

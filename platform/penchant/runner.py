@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from penchant import artifacts, atomic, interests
+from penchant import artifacts, atomic, feedback, interests
 from penchant.components import Component, Context, Model, Recommender, Source, Validation
 from penchant.data import Dataset, Features, Recommendations
 from penchant.errors import PenchantError, PipelineError, RunInterrupted
@@ -152,6 +152,10 @@ class Runner:
                 self.out_dir = penchant_home() / "runs" / f"{run_id:05d}"
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.store.set_out_dir(run_id, str(self.out_dir.resolve()))
+            # Where relative paths in the stored pipeline start (replaying its feedback
+            # reads the source again).
+            self.summary["pipeline_file"] = str(pipeline.path.resolve()) if pipeline.path \
+                else None
             self.run_info = RunInfo(run_id, pipeline.name, self.out_dir, pipeline)
             return self._guarded(run_id)
         finally:
@@ -221,6 +225,11 @@ class Runner:
         load_ctx.increments = Increments(self.store, penchant_home() / "sources",
                                          self.run_info.id)
         dataset = self._stage("load", lambda: self.source.load(load_ctx), _dataset_summary)
+        if p.feedback.merge:
+            dataset = self._stage("feedback", lambda: self._merge_feedback(dataset),
+                                  lambda d: {"merged": int(feedback.is_feedback(d.events)
+                                                           .sum()),
+                                             "kinds": feedback.kind_counts(d.events)})
         for i, spec in enumerate(p.stages["preprocess"]):
             step = self.create("preprocess", i)
             label = f"preprocess[{i}] {spec.plugin}"
@@ -228,11 +237,12 @@ class Runner:
                 ds, self.context(label)), _dataset_summary)
         dataset.events.check(f"{p.origin}: events after loading and preprocessing")
         if ev.until is not None:
-            dataset = self._stage("until", lambda: _until(dataset, ev.until),
+            dataset = self._stage("until", lambda: _until(dataset, ev.until,
+                                                          self._own(dataset.events)),
                                   _dataset_summary)
-        split = self._stage("split", lambda: temporal_split(dataset.events, ev.cutoff),
-                            lambda s: {"cutoff": str(s.cutoff), "train_events": len(s.train),
-                                       "test_events": len(s.test)})
+        split = self._stage("split", lambda: temporal_split(
+            dataset.events, ev.cutoff, self._own(dataset.events)),
+            lambda s: self._describe_split(s, dataset))
         train_ds = dataset.with_events(split.train, f"before {split.cutoff}")
         categories = interests.Categories.from_dataset(
             train_ds, ev.category, f"{p.origin} [evaluation] key 'category'") \
@@ -268,6 +278,32 @@ class Runner:
                                                  trajectories))
         return RunResult(self.run_info, metrics, shown, self.summary)
 
+    def _merge_feedback(self, dataset: Dataset) -> Dataset:
+        """The loaded events with the stored feedback of ``[feedback] runs`` (or of every
+        run) as events of their own kinds (see :mod:`penchant.feedback`)."""
+        settings = self.pipeline.feedback
+        stored = feedback.read(self.store, settings.runs or None)
+        merged = feedback.merge(dataset, stored, settings.weights)
+        self.summary.setdefault("stages", {}).setdefault("feedback", {})["runs"] = sorted(
+            int(r) for r in stored["run_id"].unique())
+        self.log(f"feedback: merged {int(feedback.is_feedback(merged.events).sum())} "
+                 f"event(s) of {stored['run_id'].nunique()} run(s)")
+        return merged
+
+    def _own(self, events: Any) -> np.ndarray | None:
+        """Which events are the source's own, when feedback was merged (None otherwise):
+        only they set a quantile cutoff and make up what a model is scored against."""
+        return ~feedback.is_feedback(events) if self.pipeline.feedback.merge else None
+
+    def _describe_split(self, split: Any, dataset: Dataset) -> dict[str, Any]:
+        out = {"cutoff": str(split.cutoff), "train_events": len(split.train),
+               "test_events": len(split.test)}
+        if self.pipeline.feedback.merge:
+            in_train = int(feedback.is_feedback(split.train).sum())
+            kept = int(feedback.is_feedback(dataset.events).sum())
+            out.update(feedback_train=in_train, feedback_after_cutoff=kept - in_train)
+        return out
+
     def preflight(self) -> Source:
         """Checks that need the outside world (the source's columns) before a run is
         recorded, so a typo costs nothing and leaves no failed run behind."""
@@ -289,8 +325,10 @@ class Runner:
     def _validation(self, train_ds: Dataset, features: Features) -> Validation | None:
         cut = validation_cut(train_ds.events, self.pipeline.evaluation.validation)
         frame = train_ds.events.frame
+        own = self._own(train_ds.events)
         before = train_ds.with_events(train_ds.events.select(frame["time"] < cut))
-        window = train_ds.with_events(train_ds.events.select(frame["time"] >= cut))
+        after = (frame["time"] >= cut).to_numpy() & (own if own is not None else True)
+        window = train_ds.with_events(train_ds.events.select(after))
         if len(before.events) == 0 or len(window.events) == 0:
             self.log("validation: the training period is too short to hold out its end; "
                      "training without early stopping")
@@ -403,7 +441,8 @@ class Runner:
                                                                recs),
             "model": artifacts.save_model(model, features.items, out / "model.pt",
                                           recommender),
-            "features": artifacts.save_features(features, out / "features.npz"),
+            "features": artifacts.save_features(features, out / "features.npz",
+                                                self.pipeline.evaluation.category),
             "losses": artifacts.write_losses(out / "losses.csv", losses),
             "pipeline": atomic.write_text(
                 out / "pipeline.toml",
@@ -451,8 +490,8 @@ def _light_users(train: Any, max_events: int) -> set[str] | None:
     return set(counts[counts <= max_events].index)
 
 
-def _until(dataset: Dataset, until: str | float) -> Dataset:
-    at = resolve_cutoff(dataset.events, until)
+def _until(dataset: Dataset, until: str | float, own: np.ndarray | None = None) -> Dataset:
+    at = resolve_cutoff(dataset.events if own is None else dataset.events.select(own), until)
     kept = dataset.events.select((dataset.events.frame["time"] < at).to_numpy())
     return dataset.with_events(kept, f"events before {at}")
 

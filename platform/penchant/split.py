@@ -41,11 +41,18 @@ class TemporalSplit:
     cutoff: pd.Timestamp
 
 
-def temporal_split(events: Events, cutoff: str | float) -> TemporalSplit:
-    """Train strictly before the cutoff, test at or after it."""
-    at = resolve_cutoff(events, cutoff)
+def temporal_split(events: Events, cutoff: str | float,
+                   own: np.ndarray | None = None) -> TemporalSplit:
+    """Train strictly before the cutoff, test at or after it.
+
+    ``own`` marks the shop's own events when others were added (merged feedback): only
+    they set a quantile cutoff and make up the test period, so the added events can train
+    a model but neither move the cutoff nor count as what users went on to do.
+    """
+    at = resolve_cutoff(events if own is None else events.select(own), cutoff)
     before = (events.frame["time"] < at).to_numpy()
-    train, test = events.select(before), events.select(~before)
+    after = ~before if own is None else ~before & own
+    train, test = events.select(before), events.select(after)
     if len(train) == 0:
         raise PipelineError(f"[evaluation] cutoff {at} leaves no training events "
                             f"(events start at {events.start})")

@@ -2,7 +2,8 @@
 
 A new user is *folded in*: their history goes through the run's own feature extractors
 over the model's catalogue, and the trained model scores it. Nothing is retrained, so a
-shop can serve a visitor the model has never seen.
+shop can serve a visitor the model has never seen. Either kind of user can also have each
+recommendation explained (:mod:`penchant.explain`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from penchant.artifacts import load_checkpoint, load_features
 from penchant.components import Context
 from penchant.data import Dataset, Events, Features
 from penchant.errors import DataError, StoreError
+from penchant.explain import Explanation, explain_recommendations
 from penchant.pipeline import build_pipeline
 from penchant.plugins import Registry, default_registry
 from penchant.runner import extract_features
@@ -51,6 +53,10 @@ class TrainedRun:
         self.recommender = self.pipeline.create(self.pipeline.one("recommender"),
                                                 self.registry)
         self.recommender.load_state(recommender_state)
+        #: Each catalogue item's category ("" for none), when the run saved the column
+        #: the pipeline names (``[evaluation] category``); None otherwise.
+        saved = stored.get("item_category_column") == self.pipeline.evaluation.category
+        self.categories: np.ndarray | None = stored["item_category"] if saved else None
 
     @property
     def users(self) -> pd.Index:
@@ -58,19 +64,48 @@ class TrainedRun:
 
     def recommend(self, user: str, k: int = 10) -> pd.DataFrame:
         """Top-k for a user the run trained on."""
-        row = self.features.users.get_indexer([str(user)])[0]
-        if row < 0:
-            raise DataError(f"user {user!r} has no history in run {self.run_id}; pass their "
-                            "history to recommend_history() instead")
-        recs = self.recommender.recommend(self.model, self.features, np.array([row]), k,
-                                          Context())
-        return recs.frame.reset_index(drop=True)
+        return self._recommend(self.features, self._row(user), k)
+
+    def explain(self, user: str, k: int = 10, top: int = 5) -> list[Explanation]:
+        """``recommend(user, k)`` with why: the ``top`` history items behind each item and
+        the categories they come from."""
+        row = self._row(user)
+        return self._explain(self.features, row, self._recommend(self.features, row, k), top)
 
     def recommend_history(self, history: pd.DataFrame, k: int = 10, user: str = "new",
                           now: pd.Timestamp | None = None) -> pd.DataFrame:
         """Top-k for a user given only their history: columns ``item`` and optionally
         ``time`` (default: now), ``event``, ``value``. Items outside the model's catalogue
         are ignored."""
+        return self._recommend(self._fold_in(history, user, now), 0, k)
+
+    def explain_history(self, history: pd.DataFrame, k: int = 10, top: int = 5,
+                        user: str = "new", now: pd.Timestamp | None = None
+                        ) -> list[Explanation]:
+        """``recommend_history`` with why, as :meth:`explain`."""
+        features = self._fold_in(history, user, now)
+        return self._explain(features, 0, self._recommend(features, 0, k), top)
+
+    def _row(self, user: str) -> int:
+        row = self.features.users.get_indexer([str(user)])[0]
+        if row < 0:
+            raise DataError(f"user {user!r} has no history in run {self.run_id}; pass their "
+                            "history to recommend_history() instead")
+        return int(row)
+
+    def _recommend(self, features: Features, row: int, k: int) -> pd.DataFrame:
+        recs = self.recommender.recommend(self.model, features, np.array([row]), k, Context())
+        return recs.frame.reset_index(drop=True)
+
+    def _explain(self, features: Features, row: int, recs: pd.DataFrame,
+                 top: int) -> list[Explanation]:
+        # Similarity needs the run's whole training matrix, also for a folded-in user.
+        return explain_recommendations(self.model, features, row, recs, self.features.matrix,
+                                       self.categories, top)
+
+    def _fold_in(self, history: pd.DataFrame, user: str,
+                 now: pd.Timestamp | None) -> Features:
+        """One-row features for ``history``, built by the run's own extractors."""
         if "item" not in history.columns:
             raise DataError("history needs an 'item' column")
         now = now if now is not None else self.features.now
@@ -81,7 +116,5 @@ class TrainedRun:
         events = Events.from_frame(frame)
         events.check("history")
         now = max(now, events.end)
-        features = extract_features(self.pipeline, self.registry, Dataset(events), now,
-                                    Context(), pd.Index([user], dtype="string"), self.items)
-        recs = self.recommender.recommend(self.model, features, np.array([0]), k, Context())
-        return recs.frame.reset_index(drop=True)
+        return extract_features(self.pipeline, self.registry, Dataset(events), now,
+                                Context(), pd.Index([user], dtype="string"), self.items)

@@ -150,6 +150,7 @@ class TorchModel(Model):
     params: ClassVar[tuple[Param, ...]] = ()
     #: Set by models whose batches need the user side features (``Batch.side``).
     uses_user_side: ClassVar[bool] = False
+    explanation_method = "gradient × input"
 
     @classmethod
     def schema(cls) -> tuple[Param, ...]:
@@ -238,6 +239,33 @@ class TorchModel(Model):
                 scores = self.predict(batch)
             out[start:start + step] = scores.float().cpu().numpy()
         return out
+
+    def explain(self, features: Features, row: int,
+                items: np.ndarray) -> sp.csr_matrix | None:
+        """Gradient × input: each history item's weight times the gradient of the item's
+        score with respect to it, in eval mode and full precision (the user's row repeated
+        once per item, so one backward pass gives every item's gradient). None when the
+        scores do not flow from ``Batch.x`` (a model that reads ``Batch.extra`` or only
+        whether items are present), so the host explains by similarity instead.
+
+        A model that normalises the row (Mult-VAE, DAE) scores the same for any multiple
+        of it, so its contributions sum to about 0: they say which items pull the score
+        up and which down, not what share of it each made."""
+        assert self.module is not None, "explain() before fit()"
+        self.module.eval()
+        items = np.asarray(items, dtype=np.int64)
+        batch = self.batch(features, np.full(len(items), row))
+        batch.x = batch.x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            scores = self.predict(batch).float()
+            picked = scores[torch.arange(len(items), device=scores.device),
+                            torch.from_numpy(items).to(scores.device)]
+            if not picked.requires_grad:
+                return None
+            (gradient,) = torch.autograd.grad(picked.sum(), batch.x, allow_unused=True)
+        if gradient is None:
+            return None
+        return sp.csr_matrix((gradient * batch.x).detach().cpu().numpy())
 
     def state(self) -> dict[str, Any]:
         assert self.module is not None, "state() before fit()"

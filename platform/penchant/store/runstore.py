@@ -1,4 +1,4 @@
-"""The run store: every run, its parameters, metrics, loss curves and artifacts.
+"""The run store: every run, its parameters, metrics, loss curves, artifacts and feedback.
 
 SQLite by default (one file under ``$PENCHANT_HOME``, WAL mode so the app can read while a
 run writes); any SQLAlchemy URL through ``PENCHANT_STORE`` or the ``url`` argument. Each
@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from penchant.errors import StoreError
 from penchant.secrets import mask_url
+from penchant.store import feedback as feedback_rows
 from penchant.store import schema
 
 ACTIVE = "running"
@@ -167,6 +168,12 @@ class RunStore:
                 schema.source_marks.c.key == key)).first()
         return dict(row._mapping) if row is not None else None
 
+    def add_feedback(self, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Store feedback rows in one transaction, skipping any already stored (same run,
+        user, item, kind and time); returns the rows that were new. Rows are checked by
+        :mod:`penchant.feedback`, which is what callers use."""
+        return feedback_rows.insert_new(self.engine, rows)
+
     def reap_stale(self) -> int:
         """Runs still marked running whose process on this host is gone were killed
         (SIGKILL, power loss): mark them interrupted so none is shown as running forever."""
@@ -212,6 +219,17 @@ class RunStore:
             rows = conn.execute(select(schema.losses).where(schema.losses.c.run_id == run_id)
                                 .order_by(schema.losses.c.model, schema.losses.c.epoch))
             return [dict(r._mapping) for r in rows]
+
+    def feedback(self, runs: Iterable[int] | None = None) -> list[dict[str, Any]]:
+        """Stored feedback rows (times in UTC), of the given runs or of all."""
+        return feedback_rows.select_rows(self.engine, runs)
+
+    def run_ids(self, ids: Iterable[int]) -> set[int]:
+        """Those of ``ids`` that are runs in the store."""
+        wanted = sorted({int(i) for i in ids})
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(schema.runs.c.id).where(
+                schema.runs.c.id.in_(wanted))).scalars())
 
     def artifacts(self, run_id: int) -> dict[str, str]:
         with self.engine.connect() as conn:

@@ -1,4 +1,4 @@
-"""Tables of the run store. One database holds every run (and, later, feedback)."""
+"""Tables of the run store. One database holds every run and the feedback on its lists."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
+from sqlalchemy.dialects import mysql
 
 metadata = MetaData()
 
@@ -73,4 +76,31 @@ source_marks = Table(
     Column("events_path", Text, nullable=False),
     Column("rows", Integer, nullable=False),
     Column("saved_at", DateTime(timezone=True), nullable=False),
+)
+
+#: Feedback event times keep microseconds on every backend (MySQL's DATETIME drops them
+#: unless told), so a stored key reads back equal to the one written.
+_EVENT_TIME = DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql")
+
+#: What shoppers did with a run's recommendations (see :mod:`penchant.feedback`). The
+#: natural key (run, user, item, kind, time) is unique, so importing or replaying the same
+#: events again stores nothing twice.
+feedback = Table(
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", Integer, ForeignKey("runs.id", ondelete="CASCADE"), nullable=False),
+    Column("user", String(200), nullable=False),
+    Column("item", String(200), nullable=False),
+    #: impression | click | add-to-cart | purchase | dismiss | thumbs-up | thumbs-down
+    Column("kind", String(20), nullable=False),
+    #: When it happened, in UTC.
+    Column("time", _EVENT_TIME, nullable=False),
+    #: The position the item was shown at (1 = first), when known.
+    Column("rank", Integer),
+    Column("note", Text),
+    #: What recorded it: "import FILE", "replay of run N", …
+    Column("origin", String(200)),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("run_id", "user", "item", "kind", "time", name="uq_feedback_event"),
+    Index("ix_feedback_run_time", "run_id", "time"),
 )

@@ -20,7 +20,8 @@ class Interactions(FeatureExtractor):
     params = (
         Param("weights", "table", {}, items="float",
               help="weight per event type, e.g. { view = 1, cart = 2, purchase = 4 }; "
-                   "types not listed get default_weight"),
+                   "types not listed get the weight the data suggests (merged feedback "
+                   "kinds: the pipeline's [feedback] weights) or else default_weight"),
         Param("default_weight", "float", 1.0, min=0, help="weight of unlisted event types"),
         Param("half_life", "duration", None,
               help="halve an event's weight every this long before the cutoff (e.g. '90d'); "
@@ -31,7 +32,10 @@ class Interactions(FeatureExtractor):
 
     def event_weights(self, features: Features) -> np.ndarray:
         frame = features.dataset.events.frame
-        table = {str(k): float(v) for k, v in self.params.weights.items()}
+        # Event types the data brought with a suggested weight (merged feedback) count as
+        # suggested unless this table says otherwise.
+        table = {**features.dataset.event_weights,
+                 **{str(k): float(v) for k, v in self.params.weights.items()}}
         events = frame["event"].astype("string")
         weights = events.map(table).astype("float64").fillna(self.params.default_weight)
         weights = weights.to_numpy(dtype=np.float64)

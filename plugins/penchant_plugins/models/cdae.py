@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from penchant import Param
+from penchant import Features, Param
 from penchant.training import Batch, Dimensions, TorchModel
+
+
+def present(x: torch.Tensor) -> torch.Tensor:
+    """1 where the user has the item, else 0. Gradients pass straight through, so gradient
+    × input (:meth:`TorchModel.explain`) can credit items the network reads only as there
+    or not."""
+    hard = (x > 0).to(x.dtype)
+    return hard + (x - x.detach()) if x.requires_grad else hard
 
 
 def sample_negatives(seen: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -87,4 +99,11 @@ class CDAE(TorchModel):
         return {"loss": loss, "bce": loss.detach()}
 
     def predict(self, batch: Batch) -> torch.Tensor:
-        return self.module((batch.x > 0).float(), batch.rows)
+        return self.module(present(batch.x), batch.rows)
+
+    def explain(self, features: Features, row: int,
+                items: np.ndarray) -> sp.csr_matrix | None:
+        """Credit goes to each item being there (the input is 1), not to its weight, which
+        the network never sees."""
+        binary = replace(features, matrix=(features.matrix > 0).astype(np.float32))
+        return super().explain(binary, row, items)

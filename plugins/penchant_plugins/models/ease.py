@@ -11,6 +11,7 @@ import torch
 from scipy import linalg
 
 from penchant import Context, DataError, Features, Model, Param, PipelineError
+from penchant.explain import contributions_matrix
 
 #: Bytes per item² while fitting: at the peak the float64 Cholesky factor and the float64
 #: inverse (16), plus headroom for the float32 weights, sparse products and the allocator.
@@ -25,6 +26,7 @@ class EASE(Model):
     rather than letting the machine swap or the process be killed."""
 
     name = "ease"
+    explanation_method = "exact"
     description = ("EASE: closed-form linear item-item model (Steck 2019), B = -P/diag(P) "
                    "with P = (XᵀX + λI)⁻¹; needs a dense items×items matrix.")
     params = (
@@ -78,6 +80,12 @@ class EASE(Model):
                             f"fitted on {self.weights.shape[0]}")
         out = x[np.asarray(rows)].astype(np.float32) @ self.weights
         return np.asarray(out, dtype=np.float32)
+
+    def explain(self, features: Features, row: int, items: np.ndarray) -> sp.csr_matrix:
+        """Exact: score(u, j) = Σ_i x_ui · B_ij, one term per history item i."""
+        x = features.matrix[row]
+        block = self.weights[np.ix_(x.indices, np.asarray(items))]
+        return contributions_matrix(x.indices, x.data[:, None] * block, self.weights.shape[1])
 
     def state(self) -> dict[str, Any]:
         return {"weights": torch.from_numpy(self.weights)}

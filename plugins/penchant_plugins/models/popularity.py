@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 
 from penchant import Context, Features, Model, Param, parse_duration
@@ -13,6 +14,8 @@ from penchant import Context, Features, Model, Param, parse_duration
 
 class _StaticScores(Model):
     """A model whose scores are one vector over the catalogue, the same for every user."""
+
+    explanation_method = "popularity: the same for every user, not from their history"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -27,6 +30,10 @@ class _StaticScores(Model):
 
     def score(self, features: Features, rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(self.scores, (len(rows), len(self.scores))).copy()
+
+    def explain(self, features: Features, row: int, items: np.ndarray) -> sp.csr_matrix:
+        """No history item contributes: saying otherwise would invent reasons."""
+        return sp.csr_matrix((len(items), len(self.scores)), dtype=np.float32)
 
     def state(self) -> dict[str, Any]:
         return {"scores": torch.from_numpy(self.scores)}

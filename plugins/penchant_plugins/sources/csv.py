@@ -91,10 +91,11 @@ class CsvSource(Source):
             raise DataError(f"{self.path}: no column for {'; '.join(missing)}; the file has "
                             f"{', '.join(map(repr, columns))}")
 
-    def sample(self, ctx: Context, rows: int) -> Events:
+    def sample(self, ctx: Context, rows: int) -> Dataset:
         require_file(self.path, self.params.path)
         self._check_mapping(self.available_columns())
-        return self._read_events(ctx, nrows=rows)
+        return Dataset(self._read_events(ctx, nrows=rows), items=self._side_table("items"),
+                       users=self._side_table("users"))
 
     def count(self) -> int | None:
         """Data lines, blank ones left out (one record per line, as line numbers assume)."""

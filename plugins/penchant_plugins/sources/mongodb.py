@@ -231,12 +231,16 @@ class MongoSource(Source):
                        provenance=(f"mongodb: {len(events)} events from "
                                    f"{self.describe_origin()}",))
 
-    def sample(self, ctx: Context, rows: int) -> Events:
-        """The first ``rows`` documents in ``_id`` order (within the window), read alone."""
+    def sample(self, ctx: Context, rows: int) -> Dataset:
+        """The first ``rows`` documents in ``_id`` order (within the window), and the side
+        tables."""
         with self._connect() as client:
-            collection = client[self.params.database][self.params.collection]
+            database = client[self.params.database]
+            collection = database[self.params.collection]
             self._check_mapping(self._fields(collection))
-            return self._read_events(collection, ctx, limit=max(rows, 0))
+            events = self._read_events(collection, ctx, limit=max(rows, 0))
+            return Dataset(events, items=self._side_table(database, "items"),
+                           users=self._side_table(database, "users"))
 
     def count(self) -> int | None:
         with self._connect() as client:

@@ -196,11 +196,12 @@ class SqlSource(Source):
             ctx.increments.save(identity, events, mark.to_json())
         return Dataset(events, items=items, users=users, provenance=(note,))
 
-    def sample(self, ctx: Context, rows: int) -> Events:
+    def sample(self, ctx: Context, rows: int) -> Dataset:
         with self._connect() as conn:
             _, key, statement = self._plain_select(conn)
-            return self._read(conn, statement.limit(rows), key, ctx, 0,
-                              _Mark.empty(None))[0]
+            events = self._read(conn, statement.limit(rows), key, ctx, 0, _Mark.empty(None))[0]
+            return Dataset(events, items=self._side_table(conn, "items"),
+                           users=self._side_table(conn, "users"))
 
     def count(self) -> int | None:
         with self._connect() as conn:
@@ -284,7 +285,9 @@ class SqlSource(Source):
         names = list(result.keys())
         read = offset
         for rows in result.partitions(size):
-            chunk = pd.DataFrame.from_records(rows, columns=names, coerce_float=True)
+            # Plain tuples: pandas reads a list of SQLAlchemy rows three times slower.
+            chunk = pd.DataFrame.from_records(list(map(tuple, rows)), columns=names,
+                                              coerce_float=True)
             frame = pd.DataFrame({k: chunk[c] for k, c in mapping.items()})
             ordinal = pd.RangeIndex(read + 1, read + 1 + len(chunk))
             labels = None
