@@ -5,8 +5,9 @@ Run under a virtual X server, from the repository root::
     QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1600x1000x24" \\
         .venv/bin/python docs/screenshots.py [--epochs N]
 
-It trains the default pipeline twice (the second with another model, so the Runs view has
-something to compare) in a scratch ``PENCHANT_HOME`` and writes ``docs/images/*.png``.
+It trains the default pipeline twice (the first with another model, so the Runs view has
+something to compare), replays feedback for the second run, in a scratch ``PENCHANT_HOME``,
+and writes ``docs/images/*.png``.
 """
 
 from __future__ import annotations
@@ -80,6 +81,19 @@ def main() -> int:
     shot("Runs", "runs-compare")
     window.plugins.select("model", "vae")
     shot("Plugins", "plugins")
+    run_id = window.store.runs(limit=1)[0].id
+    window.results.show_run(run_id)
+    shot("Results", "results")
+    window.users.user_edit.setText("u00045")
+    window.users.show_run(run_id)
+    wait(8000)
+    shot("Users", "users")
+    loop = QEventLoop()
+    window.feedback.task_finished.connect(lambda *_: loop.quit())
+    window.feedback.replay_run(run_id, "30d")
+    loop.exec()
+    window.feedback.refresh()
+    shot("Feedback", "feedback")
     window.builder.select(Slot("model"))
     window.preview.refresh()
     loop = QEventLoop()

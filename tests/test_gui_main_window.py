@@ -92,3 +92,12 @@ def test_a_run_from_the_builder_lands_in_the_runs_table(qtbot, window, shop, tmp
     assert ended.args[1] == "finished"
     assert window.store.run(ended.args[0]).status == "finished"
     qtbot.waitUntil(lambda: window.runs.proxy.rowCount() == 1, timeout=5000)
+
+
+def test_retrain_with_feedback_opens_the_pipeline_in_the_builder(window) -> None:
+    text = DEFAULT.read_text() + "\n[feedback]\nmerge = true\n"
+    window.nav.setCurrentRow(PAGES.index("Feedback"))
+    window.feedback.retrain_with_feedback.emit(text, "run 1: demo-shop + feedback")
+    assert window.pages.currentIndex() == 0
+    assert window.builder.document.text() == text
+    assert window.builder.document.path is None

@@ -1,6 +1,7 @@
 """The main window: a navigation list on the left, one page per task, the usual menus.
 
-Pages: Pipeline (the builder over its data preview), Training, Runs and Plugins. The window
+Pages: Pipeline (the builder over its data preview), Training, Runs, Results, Users,
+Feedback and Plugins. The window
 remembers its size, layout, page and recent pipelines between sessions (QSettings), and the
 status bar says which device training will use.
 """
@@ -30,12 +31,15 @@ from penchant.plugins import Registry
 from penchant.store import RunStore
 from penchant_gui.builder import PipelineBuilder
 from penchant_gui.document import PipelineDocument
+from penchant_gui.feedback_view import FeedbackView
 from penchant_gui.plugins_view import PluginsView
 from penchant_gui.preview import DataPreview
+from penchant_gui.results_view import ResultsView
 from penchant_gui.runs_view import RunsView
 from penchant_gui.training_view import TrainingView
+from penchant_gui.users_view import UsersView
 
-PAGES = ("Pipeline", "Training", "Runs", "Plugins")
+PAGES = ("Pipeline", "Training", "Runs", "Results", "Users", "Feedback", "Plugins")
 RECENT = 8
 FILTER = "Pipelines (*.toml);;All files (*)"
 
@@ -62,9 +66,14 @@ class MainWindow(QMainWindow):
         self.training = TrainingView(registry, store)
         self.training.pipeline_provider = self.current_pipeline
         self.runs = RunsView(store)
+        self.results = ResultsView(store)
+        self.users = UsersView(store, registry=registry)
+        self.feedback = FeedbackView(store, registry)
         self.plugins = PluginsView(registry)
-        self.training.run_ended.connect(lambda *_: self.runs.refresh())
+        self.training.run_ended.connect(lambda *_: self._runs_changed())
+        self.feedback.task_finished.connect(lambda *_: self.runs.refresh())
         self.runs.open_pipeline.connect(self.open_text)
+        self.feedback.retrain_with_feedback.connect(self.open_text)
         self.builder.document.changed.connect(self._update_title)
 
         pipeline_page = QSplitter(Qt.Orientation.Vertical)
@@ -72,7 +81,8 @@ class MainWindow(QMainWindow):
         pipeline_page.addWidget(self.preview)
         pipeline_page.setSizes([560, 240])
         self.pages = QStackedWidget()
-        for page in (pipeline_page, self.training, self.runs, self.plugins):
+        for page in (pipeline_page, self.training, self.runs, self.results, self.users,
+                     self.feedback, self.plugins):
             self.pages.addWidget(page)
         self.nav = QListWidget()
         self.nav.addItems(PAGES)
@@ -233,6 +243,11 @@ class MainWindow(QMainWindow):
             return
         self.nav.setCurrentRow(PAGES.index("Training"))
         self.training.start(pipeline)
+
+    def _runs_changed(self) -> None:
+        """A run ended: every view of the store shows it."""
+        for view in (self.runs, self.results, self.users, self.feedback):
+            view.refresh()
 
     def show_error(self, title: str, text: str) -> None:
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, parent=self)
