@@ -101,3 +101,26 @@ def test_retrain_with_feedback_opens_the_pipeline_in_the_builder(window) -> None
     assert window.pages.currentIndex() == 0
     assert window.builder.document.text() == text
     assert window.builder.document.path is None
+
+
+def test_the_app_starts_with_a_pipeline_and_quits(qtbot, tmp_path, monkeypatch) -> None:
+    """``penchant gui PIPELINE`` end to end: the app opens the file and its event loop runs
+    until the window is closed."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from penchant.cli import main
+
+    monkeypatch.setenv("PENCHANT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # QSettings' home
+    seen: list[str] = []
+
+    def close_all() -> None:
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, MainWindow):
+                seen.append(widget.windowTitle())
+                widget.close()
+
+    QTimer.singleShot(1500, close_all)
+    assert main(["gui", str(DEFAULT)]) == 0
+    assert seen and seen[0].startswith("default.toml")

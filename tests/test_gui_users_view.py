@@ -183,3 +183,43 @@ def test_forecasts_of_a_trajectory_are_drawn_after_the_past(qtbot) -> None:
     assert plot.has_forecast
     fills = [i for i in plot.getPlotItem().items if isinstance(i, pg.FillBetweenItem)]
     assert len(fills) == 4  # two categories, past and forecast
+
+
+@pytest.fixture(scope="module")
+def vae_finished(shop: Path, tmp_path_factory: pytest.TempPathFactory
+                 ) -> tuple[RunStore, int, Registry]:
+    folder = tmp_path_factory.mktemp("users-vae-run")
+    path = folder / "pipeline.toml"
+    path.write_text(SHOP_PIPELINE.format(shop=shop, epochs=2))
+    registry = Registry()
+    store = RunStore(f"sqlite:///{folder / 'runs.sqlite'}")
+    result = Runner(load_pipeline(path, registry), registry, store, folder / "out").run()
+    return store, result.run.id, registry
+
+
+def test_latent_trajectories_draw_one_path_per_sampled_user(qtbot, vae_finished) -> None:
+    from penchant_gui.users_view import LATENT_SAMPLE, LATENT_WINDOWS, latent_sample
+
+    view = opened(qtbot, vae_finished)
+    qtbot.waitUntil(lambda: view.latent is not None, timeout=60_000)
+    sample = view.latent.sample
+    assert len(sample) == LATENT_SAMPLE and sample == latent_sample(view.data.users)
+    assert len(view.latent.frames[""]) == LATENT_SAMPLE * LATENT_WINDOWS
+    user = sample[3]
+    view.show_user(user)
+    qtbot.waitUntil(lambda: view.latent_plot.highlighted == user, timeout=60_000)
+    assert view.latent_pane.showing_content
+    assert view.latent_plot.paths == LATENT_SAMPLE
+    # a user outside the sample is added to it, highlighted
+    outside = next(u for u in view.data.users if u not in set(sample))
+    view.show_user(outside)
+    qtbot.waitUntil(lambda: view.latent_plot.highlighted == outside, timeout=60_000)
+    assert view.latent_plot.paths == LATENT_SAMPLE + 1
+
+
+def test_a_model_without_latent_space_says_so(qtbot, finished) -> None:
+    view = opened(qtbot, finished)
+    qtbot.waitUntil(lambda: view.latent is not None, timeout=60_000)
+    assert not view.latent.has_latent
+    assert not view.latent_pane.showing_content
+    assert "no latent space" in view.latent_pane.message.text()

@@ -5,7 +5,10 @@ Everything comes from the host: the run's model through :class:`penchant.trained
 its events and cutoff read again through :mod:`penchant.run_data` (the run's own source
 component, so the app never keeps a copy), and ``trajectories.csv`` when the run forecast
 interests. Loading a run and explaining a user's list are slow, so both run off the GUI
-thread; a result that arrives after the user picked something else is dropped.
+thread; a result that arrives after the user picked something else is dropped. So do the
+latent trajectories (:mod:`penchant.latent`): a seeded sample of users' paths through the
+model's latent space, once per run, with the shown user's path added when they are not in
+the sample.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from penchant import run_data
+from penchant import latent, run_data
 from penchant.explain import Explanation
 from penchant.interests import window_edges, window_index
 from penchant.params import parse_duration
@@ -66,6 +69,14 @@ HIT_BACKGROUND = QColor("#DFF2E1")
 NO_RUNS = ("<h3>No finished runs</h3><p>Pick a shopper here once a run has finished: start "
            "one from the pipeline builder, or from a terminal with<br><code>penchant run "
            "pipeline.toml</code>.</p>")
+#: Users whose latent paths are drawn (a seeded sample), and how many windows back.
+LATENT_SAMPLE = 50
+LATENT_WINDOWS = 6
+LATENT_SEED = 0
+NO_LATENT = ("<b>No latent trajectories.</b> This run's model has no latent space "
+             "(popularity, EASE and item-kNN score items directly), so there is nothing to "
+             "project. Train a <b>vae</b>, <b>cvae</b>, <b>dae</b> or <b>cdae</b> to see how "
+             "users' interests move.")
 NO_FORECAST = ("Past windows only. For forecasts of the next 7/30/90 days, run with "
                "<code>[evaluation] interests = true</code> and the <b>evolution</b> model.")
 
@@ -246,6 +257,46 @@ def load_user(data: RunUsers, user: str, k: int = TOP_K) -> UserDetail:
                       data.trained.explain(user, k, TOP_CONTRIBUTIONS))
 
 
+@dataclass
+class LatentPaths:
+    """A run's latent trajectories: the run's events (read once, reused for added users),
+    the seeded sample of users, and the projected paths per set of users drawn (the
+    sample, or the sample plus one shown user outside it)."""
+
+    run_id: int
+    has_latent: bool
+    events: pd.DataFrame | None
+    sample: list[str]
+    frames: dict[str, pd.DataFrame]  # "" → the sample alone; user → sample plus user
+
+
+def latent_sample(users: Sequence[str], n: int = LATENT_SAMPLE,
+                  seed: int = LATENT_SEED) -> list[str]:
+    """A seeded sample of ``users``, the same on every opening of the run."""
+    users = sorted(map(str, users))
+    if len(users) <= n:
+        return users
+    picked = np.random.default_rng(seed).choice(len(users), size=n, replace=False)
+    return [users[i] for i in sorted(picked)]
+
+
+def load_latent(data: RunUsers) -> LatentPaths:
+    """The sample's latent paths (slow: reads the run's events again and folds each
+    sampled user in at every window end)."""
+    sample = latent_sample(data.users)
+    if not latent.has_latent_space(data.trained):
+        return LatentPaths(data.run_id, False, None, sample, {})
+    events = latent.source_events(data.trained)
+    frame = latent.latent_trajectories(data.trained, sample, LATENT_WINDOWS, WINDOW, events)
+    return LatentPaths(data.run_id, True, events, sample, {"": frame})
+
+
+def latent_with(data: RunUsers, paths: LatentPaths, user: str) -> pd.DataFrame:
+    """The sample's paths with ``user``'s added, projected together."""
+    return latent.latent_trajectories(data.trained, [*paths.sample, user], LATENT_WINDOWS,
+                                      WINDOW, paths.events)
+
+
 # -- widgets ------------------------------------------------------------------------------
 
 class HitsModel(FrameModel):
@@ -372,6 +423,47 @@ class TrajectoryPlot(pg.PlotWidget):
         self.getAxis("left").setTicks([[(v, f"{v:.1f}") for v in np.linspace(0, 1, 6)]])
 
 
+class LatentPlot(pg.PlotWidget):
+    """Users' paths through the model's latent space, projected to the first two
+    principal components: the sample thin and grey, the shown user thick and coloured,
+    a marker where their path ends (at the cutoff)."""
+
+    def __init__(self, parent: Any = None) -> None:
+        _light_plots()
+        super().__init__(parent)
+        self.setTitle("Latent trajectories (PCA of the model's user space)")
+        self.setLabel("bottom", "PC 1")
+        self.setLabel("left", "PC 2")
+        self.showGrid(x=True, y=True, alpha=0.15)
+        self.paths = 0  # lines drawn, the highlighted one included
+        self.highlighted: str | None = None
+
+    def show_paths(self, frame: pd.DataFrame, user: str | None) -> None:
+        self.clear()
+        self.paths, self.highlighted = 0, None
+        grey = pg.mkPen(QColor(150, 150, 150, 120), width=1)
+        for name, path in frame.groupby("user", sort=True):
+            if str(name) == user:
+                continue
+            self.addItem(pg.PlotDataItem(path["x"].to_numpy(float),
+                                         path["y"].to_numpy(float), pen=grey))
+            self.paths += 1
+        mine = frame[frame["user"] == user] if user is not None else frame.iloc[:0]
+        if len(mine):
+            colour = QColor(COLOURS[0])
+            x, y = mine["x"].to_numpy(float), mine["y"].to_numpy(float)
+            self.addItem(pg.PlotDataItem(x, y, pen=pg.mkPen(colour, width=3), symbol="o",
+                                         symbolSize=5, symbolBrush=colour,
+                                         symbolPen=pg.mkPen(colour)))
+            self.addItem(pg.ScatterPlotItem(x=x[-1:], y=y[-1:], size=14, symbol="star",
+                                            brush=pg.mkBrush(colour), pen=pg.mkPen("#333")))
+            label = pg.TextItem(f"{user} at the cutoff", color="#333", anchor=(0, 1))
+            label.setPos(float(x[-1]), float(y[-1]))
+            self.addItem(label)
+            self.paths += 1
+            self.highlighted = user
+
+
 class UsersView(QWidget):
     """Pick a finished run and one of its users: their timeline, interest trajectory and
     explained recommendations, with the hits among them.
@@ -385,6 +477,8 @@ class UsersView(QWidget):
         super().__init__(parent)
         self.store, self.registry = store, registry
         self.data: RunUsers | None = None
+        self.latent: LatentPaths | None = None
+        self._latent_asked: tuple[int, str] | None = None  # (run, user) being computed
         self.detail: UserDetail | None = None
         self._loading: int | None = None  # run being loaded; later results win
         self._asked = 0  # bumped per request, so a stale answer is dropped
@@ -425,10 +519,13 @@ class UsersView(QWidget):
         box.setContentsMargins(0, 0, 0, 0)
         box.addWidget(self.trajectory, 1)
         box.addWidget(self.forecast_note)
+        self.latent_plot = LatentPlot()
+        self.latent_pane = Placeheld(self.latent_plot)
         plots = QSplitter(Qt.Orientation.Horizontal)
         plots.addWidget(self.timeline)
         plots.addWidget(trajectory_box)
-        plots.setSizes([600, 500])
+        plots.addWidget(self.latent_pane)
+        plots.setSizes([500, 420, 380])
         self.recs_model = HitsModel()
         self.recs_table = frame_table(self.recs_model, stretch_last=False)
         self.recs_table.horizontalHeader().setStretchLastSection(False)
@@ -493,7 +590,7 @@ class UsersView(QWidget):
                 or (self.data is not None and self.data.run_id == run_id):
             return
         self._loading, self._asked = run_id, self._asked + 1
-        self.data, self.detail = None, None
+        self.data, self.detail, self.latent = None, None, None
         self.users_model.setStringList([])
         self.user_pane.show_message(f"Loading run {run_id}: its model, and its events read "
                                     "again from its source…")
@@ -506,6 +603,7 @@ class UsersView(QWidget):
         if asked != self._asked:
             return
         self._loading, self.data = None, data
+        self._load_latent(data)
         users = data.users
         self.users_model.setStringList(users)
         self.status.setText(f"{len(users)} users · cutoff {data.cutoff:%Y-%m-%d %H:%M} UTC")
@@ -585,6 +683,55 @@ class UsersView(QWidget):
             f"({len(events) - before} events on {len(after)} items then; "
             f"{before} events before it).")
         self.user_pane.show_content()
+        self._draw_latent()
+
+    # -- latent trajectories --------------------------------------------------------------
+
+    def _load_latent(self, data: RunUsers) -> None:
+        self.latent_pane.show_message("Computing latent trajectories of a sample of "
+                                      f"{LATENT_SAMPLE} users…")
+
+        def done(paths: LatentPaths) -> None:
+            if self.data is data:
+                self.latent = paths
+                self._draw_latent()
+
+        def failed(message: str) -> None:
+            if self.data is data:
+                self.latent_pane.show_message("<b>Latent trajectories cannot be shown.</b>"
+                                              f"<br>{html.escape(message)}")
+
+        run_in_background(lambda: load_latent(data), done, failed, self)
+
+    def _draw_latent(self) -> None:
+        """Draw the sample, with the shown user highlighted (computing their path first
+        when they are not in the sample)."""
+        data, paths = self.data, self.latent
+        if data is None or paths is None or paths.run_id != data.run_id:
+            return
+        if not paths.has_latent:
+            self.latent_pane.show_message(NO_LATENT)
+            return
+        user = self.detail.user if self.detail is not None else None
+        key = "" if user is None or user in paths.sample else user
+        if key not in paths.frames:
+            if self._latent_asked == (data.run_id, key):
+                return
+            self._latent_asked = (data.run_id, key)
+            self.latent_pane.show_message(f"Adding the latent path of {html.escape(key)}…")
+
+            def done(frame: pd.DataFrame) -> None:
+                paths.frames[key] = frame
+                if self._latent_asked == (data.run_id, key):
+                    self._latent_asked = None
+                self._draw_latent()
+
+            run_in_background(lambda: latent_with(data, paths, key), done,
+                              lambda message: self.latent_pane.show_message(
+                                  html.escape(message)), self)
+            return
+        self.latent_plot.show_paths(paths.frames[key], user)
+        self.latent_pane.show_content()
 
     @staticmethod
     def _shares(data: RunUsers, detail: UserDetail

@@ -244,6 +244,11 @@ class Model(Component):
     item's score overrides it and names how in ``explanation_method`` (``"exact"``,
     ``"gradient × input"``…). Without it the host explains by item similarity
     (:mod:`penchant.explain`), so every model's recommendations come with reasons.
+
+    ``embed`` is optional too: a model with a latent space (a VAE's encoder mean, an
+    autoencoder's hidden layer) returns each user's point in it, which the host projects to
+    draw how users' interests move (:mod:`penchant.latent`). Without it there is no such
+    plot.
     """
 
     kind = "model"
@@ -270,6 +275,12 @@ class Model(Component):
         score of ``items[i]``, non-zero only for items in the user's history. None (this
         default) leaves it to the host's item-similarity explanation; a model whose scores
         do not come from the user's history returns all zeros rather than invent reasons."""
+        return None
+
+    def embed(self, features: Features, rows: np.ndarray) -> np.ndarray | None:
+        """The users at ``rows`` as points of the model's latent space: a ``len(rows) × d``
+        float array (a VAE's encoder mean, an autoencoder's hidden layer), computed without
+        randomness. None (this default) for a model without one (popularity, EASE…)."""
         return None
 
 

@@ -103,18 +103,34 @@ class TrainedRun:
         return explain_recommendations(self.model, features, row, recs, self.features.matrix,
                                        self.categories, top)
 
+    def fold_in(self, history: pd.DataFrame, now: pd.Timestamp | None = None,
+                users: pd.Index | None = None) -> Features:
+        """Features for many users at once, built from ``history`` (columns ``user``,
+        ``item`` and optionally ``time``, ``event``, ``value``) by the run's own extractors
+        over the model's catalogue, as of ``now`` (default: the run's cutoff). One row per
+        user of ``users`` (default: those in the history, in order of appearance); a user
+        without events gets an empty row."""
+        if "item" not in history.columns:
+            raise DataError("history needs an 'item' column")
+        if "user" not in history.columns:
+            raise DataError("history needs a 'user' column")
+        now = now if now is not None else self.features.now
+        frame = history.copy()
+        frame["user"] = frame["user"].astype(str)
+        if "time" not in frame.columns:
+            frame["time"] = now
+        if users is None:
+            users = pd.Index(pd.unique(frame["user"]), dtype="string")
+        events = Events.from_frame(frame)
+        if len(events):  # no events at all: every user's row is empty
+            events.check("history")
+            now = max(now, events.end)
+        return extract_features(self.pipeline, self.registry, Dataset(events), now,
+                                Context(), pd.Index(users, dtype="string"), self.items)
+
     def _fold_in(self, history: pd.DataFrame, user: str,
                  now: pd.Timestamp | None) -> Features:
         """One-row features for ``history``, built by the run's own extractors."""
         if "item" not in history.columns:
             raise DataError("history needs an 'item' column")
-        now = now if now is not None else self.features.now
-        frame = history.copy()
-        frame["user"] = user
-        if "time" not in frame.columns:
-            frame["time"] = now
-        events = Events.from_frame(frame)
-        events.check("history")
-        now = max(now, events.end)
-        return extract_features(self.pipeline, self.registry, Dataset(events), now,
-                                Context(), pd.Index([user], dtype="string"), self.items)
+        return self.fold_in(history.assign(user=user), now, pd.Index([user], dtype="string"))

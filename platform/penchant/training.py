@@ -185,6 +185,12 @@ class TorchModel(Model):
         """Scores for a batch of users, in eval mode."""
         raise NotImplementedError
 
+    def latent(self, batch: Batch) -> torch.Tensor | None:
+        """The batch's users in the module's latent space, in eval mode (for
+        :meth:`embed`): a VAE's encoder mean, an autoencoder's hidden layer. None (this
+        default) when the module has none."""
+        return None
+
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         assert self.module is not None
         return {"main": torch.optim.Adam(self.module.parameters(), lr=self.params.lr,
@@ -239,6 +245,23 @@ class TorchModel(Model):
                 scores = self.predict(batch)
             out[start:start + step] = scores.float().cpu().numpy()
         return out
+
+    @torch.no_grad()
+    def embed(self, features: Features, rows: np.ndarray) -> np.ndarray | None:
+        """:meth:`latent` for users at ``rows`` of ``features``, batch by batch; None when
+        the model has no latent space."""
+        assert self.module is not None, "embed() before fit()"
+        self.module.eval()
+        parts = []
+        step = int(self.params.batch_size) * 4
+        for start in range(0, max(len(rows), 1), step):
+            batch = self.batch(features, np.asarray(rows[start:start + step]))
+            with autocast(self.device):
+                points = self.latent(batch)
+            if points is None:
+                return None
+            parts.append(points.float().cpu().numpy())
+        return np.concatenate(parts)[:len(rows)]
 
     def explain(self, features: Features, row: int,
                 items: np.ndarray) -> sp.csr_matrix | None:

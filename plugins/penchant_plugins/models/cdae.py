@@ -59,9 +59,11 @@ class CDAENet(nn.Module):
             fallback = torch.zeros_like(vectors)
         return torch.where(known.unsqueeze(1), vectors, fallback)
 
+    def encode(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.encoder(self.drop(x)) + self.user_vectors(rows))
+
     def forward(self, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        h = torch.sigmoid(self.encoder(self.drop(x)) + self.user_vectors(rows))
-        return self.decoder(h)
+        return self.decoder(self.encode(x, rows))
 
 
 class CDAE(TorchModel):
@@ -100,6 +102,10 @@ class CDAE(TorchModel):
 
     def predict(self, batch: Batch) -> torch.Tensor:
         return self.module(present(batch.x), batch.rows)
+
+    def latent(self, batch: Batch) -> torch.Tensor:
+        """The hidden layer: the user's history and learned vector, through the sigmoid."""
+        return self.module.encode(present(batch.x), batch.rows)
 
     def explain(self, features: Features, row: int,
                 items: np.ndarray) -> sp.csr_matrix | None:

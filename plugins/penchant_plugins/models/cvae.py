@@ -37,10 +37,14 @@ class ConditionalVAENet(nn.Module):
             return self.item_free
         return self.item_free + self.item_project(self.item_side)
 
+    def encode(self, x: torch.Tensor, side: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(torch.cat([self.drop(F.normalize(x, dim=1)), side], dim=1))
+        return self.to_mu(h), self.to_logvar(h)
+
     def forward(self, x: torch.Tensor, side: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        h = self.encoder(torch.cat([self.drop(F.normalize(x, dim=1)), side], dim=1))
-        mu, logvar = self.to_mu(h), self.to_logvar(h)
+        mu, logvar = self.encode(x, side)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         out = self.decoder(torch.cat([z, side], dim=1))
         return out @ self.item_embeddings().T + self.item_bias, mu, logvar
@@ -69,3 +73,7 @@ class ConditionalVAE(MultVAE):
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.module(batch.x, batch.side)
+
+    def latent(self, batch: Batch) -> torch.Tensor:
+        """The encoder's mean, given the user's side features."""
+        return self.module.encode(batch.x, batch.side)[0]

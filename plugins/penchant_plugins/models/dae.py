@@ -31,8 +31,11 @@ class MultDAENet(nn.Module):
             layers += [nn.Linear(a, b), nn.Tanh()]
         self.decoder = nn.Sequential(*layers[:-1])  # no tanh on the output logits
 
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self.drop(F.normalize(x, dim=1)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decoder(self.encoder(self.drop(F.normalize(x, dim=1))))
+        return self.decoder(self.encode(x))
 
 
 class MultDAE(TorchModel):
@@ -63,3 +66,7 @@ class MultDAE(TorchModel):
 
     def predict(self, batch: Batch) -> torch.Tensor:
         return self.module(batch.x)
+
+    def latent(self, batch: Batch) -> torch.Tensor:
+        """The bottleneck layer's output."""
+        return self.module.encode(batch.x)

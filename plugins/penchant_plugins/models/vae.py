@@ -70,3 +70,7 @@ class MultVAE(TorchModel):
     def predict(self, batch: Batch) -> torch.Tensor:
         logits, _, _ = self.forward(batch)
         return logits
+
+    def latent(self, batch: Batch) -> torch.Tensor:
+        """The encoder's mean: where the user sits in the latent interest space."""
+        return self.module.encode(batch.x)[0]
