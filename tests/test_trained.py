@@ -68,3 +68,24 @@ def test_only_finished_runs_recommend(store, registry) -> None:
         TrainedRun(run_id, store, registry)
     with pytest.raises(StoreError, match="not in the run store"):
         TrainedRun(999, store, registry)
+
+
+def test_relative_source_paths_resolve_from_the_pipeline_file(shop, tmp_path, store,
+                                                              registry) -> None:
+    """The run folder is elsewhere: re-reading the source (latent paths, replay) must
+    still find ``events.csv.gz`` next to the pipeline file, as the run did."""
+    import shutil
+
+    from penchant.latent import source_events
+    from pipelines import quick_pipeline
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    shutil.copy(shop / "events.csv.gz", folder / "events.csv.gz")
+    path = folder / "p.toml"
+    path.write_text(quick_pipeline('plugin = "csv"\npath = "events.csv.gz"\ncolumns = '
+                                   '{ user = "user_id", item = "item_id", time = "timestamp" }'))
+    run = Runner(load_pipeline(path, registry), registry, store, tmp_path / "elsewhere").run()
+    trained = TrainedRun(run.run.id, store, registry)
+    events = source_events(trained)
+    assert len(events) > 0 and (events["time"] < trained.features.now).all()

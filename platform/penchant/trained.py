@@ -8,18 +8,17 @@ recommendation explained (:mod:`penchant.explain`).
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from penchant import run_data
 from penchant.artifacts import load_checkpoint, load_features
 from penchant.components import Context
 from penchant.data import Dataset, Events, Features
 from penchant.errors import DataError, StoreError
 from penchant.explain import Explanation, explain_recommendations
-from penchant.pipeline import build_pipeline
 from penchant.plugins import Registry, default_registry
 from penchant.runner import extract_features
 from penchant.store import RunStore
@@ -41,8 +40,8 @@ class TrainedRun:
             raise StoreError(f"run {run_id}: artifact(s) {', '.join(missing)} are missing "
                              f"from {record.out_dir}")
         self.run_id = run_id
-        self.pipeline = build_pipeline(tomllib.loads(record.pipeline), self.registry,
-                                       Path(paths["pipeline"]))
+        # Relative paths (the source's files) resolve as when the run was made.
+        self.pipeline = run_data.stored_pipeline(self.store, run_id, self.registry)
         self.model, self.items, recommender_state = load_checkpoint(Path(paths["model"]),
                                                                     self.registry)
         stored = load_features(Path(paths["features"]))
