@@ -431,7 +431,7 @@ class LatentPlot(pg.PlotWidget):
     def __init__(self, parent: Any = None) -> None:
         _light_plots()
         super().__init__(parent)
-        self.setTitle("Latent trajectories (PCA of the model's user space)")
+        self.setTitle("Latent trajectories (PCA)")
         self.setLabel("bottom", "PC 1")
         self.setLabel("left", "PC 2")
         self.showGrid(x=True, y=True, alpha=0.15)
@@ -457,7 +457,8 @@ class LatentPlot(pg.PlotWidget):
                                          symbolPen=pg.mkPen(colour)))
             self.addItem(pg.ScatterPlotItem(x=x[-1:], y=y[-1:], size=14, symbol="star",
                                             brush=pg.mkBrush(colour), pen=pg.mkPen("#333")))
-            label = pg.TextItem(f"{user} at the cutoff", color="#333", anchor=(0, 1))
+            # Left of the star: on the right the plot's edge would cut it.
+            label = pg.TextItem(f"{user} at the cutoff", color="#333", anchor=(1, 1))
             label.setPos(float(x[-1]), float(y[-1]))
             self.addItem(label)
             self.paths += 1
