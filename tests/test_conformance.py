@@ -28,7 +28,8 @@ SMALL: dict[str, Any] = {"epochs": 2, "hidden": 16, "latent": 8, "batch_size": 1
                          "device": "cpu", "g_hidden": 16, "d_hidden": 16, "state": 8,
                          "embedding": 8, "n_windows": 4}
 #: Required parameters the kit cannot guess (sources are checked separately, with a file).
-REQUIRED: dict[str, dict[str, Any]] = {"fill-missing": {"columns": {"value": "median"}}}
+REQUIRED: dict[str, dict[str, Any]] = {"fill-missing": {"columns": {"value": "median"}},
+                                     "drop-columns": {"columns": ["users.age"]}}
 
 BUILTINS = [info.cls for info in Registry().all()]
 

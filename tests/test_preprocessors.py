@@ -241,3 +241,33 @@ def test_k_core_can_remove_everything():
     out, ctx, _ = run(KCore(), dataset([("a", "x", 0)]))
     assert len(out.events) == 0
     assert ctx.report["k-core"]["users_removed"] == 1
+
+
+def _with_users() -> penchant.Dataset:
+    events = penchant.Events.from_frame(pd.DataFrame(
+        {"user": ["u1", "u2"], "item": ["i1", "i2"], "time": [1_700_000_000, 1_700_000_100]}))
+    users = pd.DataFrame({"age": [34, 51], "gender": ["f", "m"], "region": ["N", "S"]},
+                         index=pd.Index(["u1", "u2"], dtype="string", name="user"))
+    return penchant.Dataset(events, users=users)
+
+
+def test_drop_columns_removes_personal_fields_and_records_which() -> None:
+    from penchant_plugins.preprocess.drop_columns import DropColumns
+
+    ctx = Context()
+    out = DropColumns({"columns": ["users.age", "users.gender"]}).apply(_with_users(), ctx)
+    assert list(out.users.columns) == ["region"]
+    assert ctx.report["drop-columns"] == {"dropped": ["users.age", "users.gender"]}
+    assert len(out.events) == 2
+
+
+def test_drop_columns_refuses_what_it_cannot_drop() -> None:
+    from penchant_plugins.preprocess.drop_columns import DropColumns
+
+    with pytest.raises(penchant.PipelineError, match=r"'age' should be users\.<column>"):
+        DropColumns({"columns": ["age"]})
+    with pytest.raises(penchant.DataError,
+                       match=r"cannot drop 'users\.agee': its columns: age, gender, region"):
+        DropColumns({"columns": ["users.agee"]}).apply(_with_users(), Context())
+    with pytest.raises(penchant.DataError, match=r"'items\.price': no such table"):
+        DropColumns({"columns": ["items.price"]}).apply(_with_users(), Context())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import penchant
 from penchant_plugins.preprocess.dedup import Deduplicate
+from penchant_plugins.preprocess.drop_columns import DropColumns
 from penchant_plugins.preprocess.drop_malformed import DropMalformed
 from penchant_plugins.preprocess.fill_missing import FillMissing
 from penchant_plugins.preprocess.kcore import KCore
@@ -11,4 +12,4 @@ from penchant_plugins.preprocess.kcore import KCore
 
 @penchant.hookimpl
 def penchant_register_preprocessors() -> list[type[penchant.Preprocessor]]:
-    return [Deduplicate, DropMalformed, FillMissing, KCore]
+    return [Deduplicate, DropColumns, DropMalformed, FillMissing, KCore]
