@@ -14,7 +14,6 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +35,7 @@ from penchant.plugins import Registry
 from penchant.store import RunStore
 from penchant_gui.loss_plot import COLOURS, LossPlot
 from penchant_gui.run_worker import RunWorker
+from penchant_gui.widgets import text_view
 
 LOSS_TITLE = "Training loss per epoch"
 VALIDATION_TITLE = "Validation metric per epoch"
@@ -255,10 +255,10 @@ class TrainingView(QWidget):
         plots.setStretchFactor(1, 2)
         plots.setChildrenCollapsible(False)
 
-        self.log_view = QPlainTextEdit()
-        self.log_view.setReadOnly(True)
+        self.log_view = text_view()
+        # Wrapped: a long log line (a path and its columns) must not scroll sideways.
+        self.log_view.setLineWrapMode(QPlainTextEdit.LineWrapMode.WidgetWidth)
         self.log_view.setMaximumBlockCount(10000)
-        self.log_view.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         self.log_view.setPlaceholderText("What each stage did appears here while a run goes.")
 
         body = QSplitter(Qt.Orientation.Vertical)
