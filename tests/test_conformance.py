@@ -29,7 +29,8 @@ SMALL: dict[str, Any] = {"epochs": 2, "hidden": 16, "latent": 8, "batch_size": 1
                          "embedding": 8, "n_windows": 4}
 #: Required parameters the kit cannot guess (sources are checked separately, with a file).
 REQUIRED: dict[str, dict[str, Any]] = {"fill-missing": {"columns": {"value": "median"}},
-                                     "drop-columns": {"columns": ["users.age"]}}
+                                     "drop-columns": {"columns": ["users.age"]},
+                                     "pseudonymize": {"key": "conformance-kit-key-0123"}}
 
 BUILTINS = [info.cls for info in Registry().all()]
 

@@ -245,6 +245,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         if not url:
             raise PenchantError(f"environment variable {args.to_env} is not set")
     frame = pd.read_csv(path, dtype={"user": str, "item": str})
+    if args.reveal_ids:
+        from penchant import pseudonyms
+
+        frame = pseudonyms.reveal(frame, "user", pseudonyms.key_from_env(args.key_env),
+                                  pseudonyms.read_ids(args.reveal_ids),
+                                  f"run {run.id} recommendations")
     written = export_recommendations(frame, run.id, url, args.table, args.mode, args.database)
     print(f"exported {written} recommendations of run {run.id} to {mask_url(url)} "
           f"{args.table} ({args.mode})")
@@ -361,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--database", help="MongoDB database, when the URL names none")
     export.add_argument("--mode", choices=("replace", "append"), default="replace",
                         help="replace the table's rows (default) or add to them")
+    export.add_argument("--reveal-ids", type=Path, metavar="FILE",
+                        help="for a run with pseudonymized users: the shop's real user ids, "
+                             "one per line, to export the lists under")
+    export.add_argument("--key-env", default="PENCHANT_PSEUDONYM_KEY", metavar="NAME",
+                        help="environment variable holding the pseudonym key the run used "
+                             "(default: PENCHANT_PSEUDONYM_KEY)")
     export.set_defaults(func=cmd_export)
 
     from penchant.feedback_cli import add_commands as add_feedback_commands

@@ -18,11 +18,12 @@ or, one pytest test per check::
 Every kind is checked for: the class contract, a parameter schema that accepts its own
 defaults and rejects bad values (naming the key), and a round trip through a pipeline file.
 Then, by kind: a source returns canonical events; a preprocessor keeps the schema and never
-adds users or items; a feature extractor keeps the given indexes and adds blocks with the
-right row counts; a model fits on a tiny generated dataset within a time budget, scores
-every item finitely, excludes seen items through :func:`penchant.ranking.top_k`, saves and
-loads to identical scores and is deterministic under a seed; a recommender returns ranked
-lists without seen items and restores its state.
+adds users or items (one that renames them, ``renames``, keeps them one-to-one); a feature
+extractor keeps the given indexes and adds blocks with the right row counts; a model fits
+on a tiny generated dataset within a time budget, scores every item finitely, excludes seen
+items through :func:`penchant.ranking.top_k`, saves and loads to identical scores and is
+deterministic under a seed; a recommender returns ranked lists without seen items and
+restores its state.
 
 The kit needs no installed plugins: the pipeline round trip uses stand-in components
 defined here, so it works the same in a third party's test environment.
@@ -356,6 +357,24 @@ def _ids(dataset: Dataset, col: str) -> set[str]:
     return set(dataset.events.frame[col].dropna().astype(str))
 
 
+def _renaming_problems(before: Dataset, out: Dataset, col: str) -> list[str]:
+    """What breaks a one-to-one renaming of ``col`` ids: more distinct ids than given, or
+    events whose ids the side table no longer knows."""
+    problems = []
+    if len(_ids(out, col)) > len(_ids(before, col)):
+        problems.append(f"renames {col}s but returned {len(_ids(out, col))} distinct ids "
+                        f"from {len(_ids(before, col))}")
+    side = f"{col}s"
+    table_before, table_out = getattr(before, side), getattr(out, side)
+    if table_before is not None and table_out is not None and \
+            _ids(before, col) <= set(table_before.index.astype(str)):
+        lost = _ids(out, col) - set(table_out.index.astype(str))
+        if lost:
+            problems.append(f"renamed {col}s in the events but not in the {side} side "
+                            f"table alike: {_show(lost)}")
+    return problems
+
+
 def _show(values: Iterable[Any], limit: int = 5) -> str:
     values = sorted(map(str, values))
     return ", ".join(repr(v) for v in values[:limit]) + (" …" if len(values) > limit else "")
@@ -561,10 +580,14 @@ def _preprocessor_checks(cls: type[Component], given: dict[str, Any], instance: 
     def preprocessor_adds_no_ids() -> None:
         out = result.get("preprocessor_adds_no_ids")
         problems = []
-        for col, what in (("user", "user"), ("item", "item")):
+        renames = getattr(cls, "renames", ())
+        for col in ("user", "item"):
+            if col in renames:
+                problems += _renaming_problems(before, out, col)
+                continue
             invented = _ids(out, col) - _ids(before, col)
             if invented:
-                problems.append(f"added {what}(s) not in its input: {_show(invented)}")
+                problems.append(f"added {col}(s) not in its input: {_show(invented)}")
         if len(out.events) > len(before.events):
             problems.append(f"returned {len(out.events)} events from {len(before.events)}")
         if problems:

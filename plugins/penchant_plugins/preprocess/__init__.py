@@ -8,8 +8,9 @@ from penchant_plugins.preprocess.drop_columns import DropColumns
 from penchant_plugins.preprocess.drop_malformed import DropMalformed
 from penchant_plugins.preprocess.fill_missing import FillMissing
 from penchant_plugins.preprocess.kcore import KCore
+from penchant_plugins.preprocess.pseudonymize import Pseudonymize
 
 
 @penchant.hookimpl
 def penchant_register_preprocessors() -> list[type[penchant.Preprocessor]]:
-    return [Deduplicate, DropColumns, DropMalformed, FillMissing, KCore]
+    return [Deduplicate, DropColumns, DropMalformed, FillMissing, KCore, Pseudonymize]
