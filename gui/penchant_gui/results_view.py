@@ -32,10 +32,11 @@ from PySide6.QtWidgets import (
 
 from penchant.interests import PERSISTENCE, RECENCY
 from penchant.params import parse_duration
+from penchant.report import LIGHT, horizon_order
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
 from penchant_gui.loss_plot import COLOURS
-from penchant_gui.runs_view import INTEREST_METRICS, LIGHT, horizon_order, metric_columns
+from penchant_gui.runs_view import INTEREST_METRICS, metric_columns
 from penchant_gui.widgets import Placeheld, frame_table, message_label
 
 #: ``metrics[model][horizon][metric] = value``, as ``metrics.json`` keeps ``results``.

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -44,7 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from penchant.params import parse_duration
+from penchant.report import LIGHT, horizon_order
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
 from penchant_gui.loss_plot import LossPlot
@@ -63,8 +62,6 @@ KEY_METRIC = "ndcg@20"
 DETAIL_METRICS = ("ndcg@10", "ndcg@20", "recall@20")
 #: Interest forecasts (``interests = true``): JS divergence and top-3 overlap.
 INTEREST_METRICS = ("js", "top3")
-#: Horizon suffix the runner gives results restricted to light users.
-LIGHT = " light"
 #: Loss terms that are not losses (time per epoch): plotted beside a loss they flatten it.
 NOT_PLOTTED = frozenset({"seconds"})
 STATUS_COLOURS = {"finished": "#1E7B34", "failed": "#C0392B", "cancelled": "#8A5A00",
@@ -119,16 +116,6 @@ def format_duration(seconds: float | None) -> str:
     if minutes:
         return f"{minutes}m {secs:02d}s"
     return f"{secs}s"
-
-
-def horizon_order(horizon: str) -> tuple[bool, float, str]:
-    """Horizons by length (7d before 30d), light-user results after the others."""
-    light = horizon.endswith(LIGHT)
-    try:
-        seconds = parse_duration(horizon.removesuffix(LIGHT)).total_seconds()
-    except ValueError:
-        seconds = math.inf
-    return light, seconds, horizon
 
 
 def _at_k(metric: str) -> tuple[str, int]:

@@ -24,13 +24,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     from penchant.plugins import default_registry
     from penchant.progress import ProgressPrinter
     from penchant.report import metrics_table
+    from penchant.run_data import stored_pipeline
     from penchant.runner import Runner
 
     registry = default_registry()
     _warn_failures(registry)
-    pipeline = load_pipeline(args.pipeline, registry, args.set or ())
-    runner = Runner(pipeline, registry, _store(args), args.out, [ProgressPrinter()],
-                    device=args.device)
+    store = _store(args)
+    if args.resume is None:
+        if args.pipeline is None:
+            args.usage("give a pipeline file, or --resume RUN_ID")
+        pipeline = load_pipeline(args.pipeline, registry, args.set or ())
+    else:
+        if args.pipeline is not None or args.set or args.out:
+            args.usage("--resume continues a run with the pipeline and folder it recorded; "
+                       "give no pipeline file, --set or --out with it")
+        pipeline = stored_pipeline(store, args.resume, registry)
+    runner = Runner(pipeline, registry, store, args.out, [ProgressPrinter()],
+                    device=args.device, resume=args.resume)
 
     def terminate(signum: int, _frame: Any) -> None:
         reason = f"terminated by signal {signal.Signals(signum).name}"
@@ -68,17 +78,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> int:
-    from penchant.report import table
+    from penchant.report import headline, table
 
     store = _store(args)
-    rows = []
-    for r in store.runs(limit=args.limit):
-        m = store.metrics(r.id).get(r.model, {})
-        last = list(m)[-1] if m else None
-        key = f"{m[last].get('ndcg@20', float('nan')):.4f} ({last})" if last else ""
-        rows.append([r.id, r.name, r.model, r.status, r.started_at.strftime("%Y-%m-%d %H:%M"),
-                     key])
-    print(table(rows, ["id", "pipeline", "model", "status", "started", "ndcg@20"]))
+    rows = [[r.id, r.name, r.model, r.status, r.started_at.strftime("%Y-%m-%d %H:%M"),
+             headline(store.metrics(r.id).get(r.model, {}))]
+            for r in store.runs(limit=args.limit)]
+    print(table(rows, ["id", "pipeline", "model", "status", "started", "result"]))
     return 0
 
 
@@ -284,12 +290,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run a pipeline file headless")
-    run.add_argument("pipeline", type=Path)
+    run.add_argument("pipeline", type=Path, nargs="?")
     run.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
                      help="override a pipeline value, e.g. --set model.epochs=20")
     run.add_argument("--out", type=Path, help="folder for the run's files")
+    run.add_argument("--resume", type=int, metavar="RUN_ID",
+                     help="continue an interrupted or failed run from its last checkpoint, "
+                          "with the pipeline it recorded")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.set_defaults(func=cmd_run)
+    run.set_defaults(func=cmd_run, usage=run.error)
 
     tune = sub.add_parser("tune", help="search hyper-parameters; each trial is a run")
     tune.add_argument("pipeline", type=Path)

@@ -2,8 +2,37 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from penchant.params import parse_duration
+
+#: Horizon suffix the runner gives results restricted to light users.
+LIGHT = " light"
+
+
+def horizon_order(horizon: str) -> tuple[bool, float, str]:
+    """Horizons by length (7d before 30d), light-user results after the others."""
+    light = horizon.endswith(LIGHT)
+    try:
+        seconds = parse_duration(horizon.removesuffix(LIGHT)).total_seconds()
+    except ValueError:
+        seconds = math.inf
+    return light, seconds, horizon
+
+
+def headline(results: Mapping[str, Mapping[str, float]]) -> str:
+    """A model's one-figure summary for run lists: NDCG at the largest k at its longest
+    horizon (all users), e.g. ``0.1753 ndcg@20 (90d)``; empty when it has none."""
+    plain = sorted((h for h in results if not h.endswith(LIGHT)), key=horizon_order)
+    if not plain:
+        return ""
+    values = results[plain[-1]]
+    ks = sorted((int(m.split("@")[1]), m) for m in values if m.startswith("ndcg@"))
+    if not ks or values[ks[-1][1]] is None:
+        return ""
+    return f"{values[ks[-1][1]]:.4f} {ks[-1][1]} ({plain[-1]})"
 
 
 def metrics_table(metrics: Mapping[str, Any],

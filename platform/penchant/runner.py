@@ -61,8 +61,10 @@ class Runner:
     def __init__(self, pipeline: Pipeline, registry: Registry | None = None,
                  store: RunStore | None = None, out_dir: str | Path | None = None,
                  observers: Iterable[Any] = (), device: str = "auto",
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None, resume: int | None = None) -> None:
         self.pipeline = pipeline
+        #: The interrupted run this one continues (``penchant run --resume``), or None.
+        self.resume = resume
         self.registry = registry or default_registry()
         self.store = store or RunStore()
         self.out_dir = Path(out_dir) if out_dir else None
@@ -145,22 +147,47 @@ class Runner:
                 self.source = self.preflight()
             except PenchantError as exc:
                 self._raise_scrubbed(exc)
-            doc = pipeline.resolved_doc(self.registry, masked=True)
-            run_id = self.store.start_run(pipeline.name, pipeline.one("model").plugin,
-                                          dump(doc), doc, None)
-            if self.out_dir is None:
-                self.out_dir = penchant_home() / "runs" / f"{run_id:05d}"
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            self.store.set_out_dir(run_id, str(self.out_dir.resolve()))
-            # Where relative paths in the stored pipeline start (replaying its feedback
-            # reads the source again).
-            self.summary["pipeline_file"] = str(pipeline.path.resolve()) if pipeline.path \
-                else None
+            run_id = self._reopen() if self.resume is not None else self._record()
             self.run_info = RunInfo(run_id, pipeline.name, self.out_dir, pipeline)
+            if self.resume is not None:
+                self.log(f"resuming run {run_id} in {self.out_dir}")
             return self._guarded(run_id)
         finally:
             for observer in self.observers:
                 self.registry.pm.unregister(observer)
+
+    def _record(self) -> int:
+        """Record a new run and make its folder."""
+        pipeline = self.pipeline
+        doc = pipeline.resolved_doc(self.registry, masked=True)
+        run_id = self.store.start_run(pipeline.name, pipeline.one("model").plugin,
+                                      dump(doc), doc, None)
+        self._make_folder(run_id)
+        # Where relative paths in the stored pipeline start (replaying its feedback
+        # reads the source again).
+        self.summary["pipeline_file"] = str(pipeline.path.resolve()) if pipeline.path \
+            else None
+        return run_id
+
+    def _make_folder(self, run_id: int) -> None:
+        if self.out_dir is None:
+            self.out_dir = penchant_home() / "runs" / f"{run_id:05d}"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.store.set_out_dir(run_id, str(self.out_dir.resolve()))
+
+    def _reopen(self) -> int:
+        """Take up the interrupted run ``self.resume`` again, in its own folder: the data
+        stages run again (they are deterministic) and the torch models continue from the
+        last checkpoint in that folder."""
+        assert self.resume is not None
+        record = self.store.reopen_run(self.resume)
+        # A run killed before it recorded its folder wrote nothing there yet.
+        self.out_dir = Path(record.out_dir) if record.out_dir else None
+        self._make_folder(record.id)
+        before = record.summary or {}
+        self.summary["pipeline_file"] = before.get("pipeline_file")
+        self.summary["resumed"] = int(before.get("resumed", 0)) + 1
+        return record.id
 
     def _raise_scrubbed(self, exc: PenchantError) -> NoReturn:
         """Raise ``exc`` again, or, when it tells a secret, the same kind of error without
@@ -353,7 +380,7 @@ class Runner:
         optimistic), and serves as both.
         """
         spec = self.pipeline.one("model")
-        model = self.pipeline.create(spec, self.registry)
+        model = self._model(spec.params)
         if validation is None or not self.pipeline.evaluation.refit:
             fitted = self._fit(model, features, validation)
             return fitted, fitted
@@ -363,9 +390,17 @@ class Runner:
         names = {p.name for p in model.schema()}
         if {"epochs", "patience"} <= names and getattr(early, "best_epoch", 0):
             params.update(epochs=early.best_epoch, patience=0)
-        final = self.pipeline.create(ComponentSpec(spec.kind, spec.plugin, params, spec.table),
-                                     self.registry)
-        return self._fit(final, features, None), early
+        return self._fit(self._model(params), features, None), early
+
+    def _model(self, params: dict[str, Any]) -> Model:
+        """The pipeline's model with ``params``; when resuming, one that continues from its
+        checkpoint if it has a ``resume`` switch (torch models do)."""
+        spec = self.pipeline.one("model")
+        names = {p.name for p in self.registry.get("model", spec.plugin).schema()}
+        if self.resume is not None and "resume" in names:
+            params = {**params, "resume": True}
+        return self.pipeline.create(ComponentSpec(spec.kind, spec.plugin, params, spec.table),
+                                    self.registry)
 
     def _fit(self, model: Model, features: Features, validation: Validation | None,
              label: str | None = None) -> Model:

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 import torch
 
 from penchant import atomic
+from penchant.artifacts import load_weights
 from penchant.components import Context, Model, Validation
 from penchant.data import Features
 from penchant.errors import PipelineError
@@ -347,9 +348,13 @@ def _save_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
     }, path)
 
 
+def _early_stopped(progress: _Progress, validation: Validation | None, patience: int) -> bool:
+    return validation is not None and patience > 0 and progress.since_best >= patience
+
+
 def _load_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
                      rng: np.random.Generator) -> _Progress:
-    saved = torch.load(path, map_location=model.device, weights_only=True)
+    saved = load_weights(path, model.device)
     model.module.load_state_dict(saved["model"]["module"])
     for name, opt in optimizers.items():
         opt.load_state_dict(saved["optimizers"][name])
@@ -419,9 +424,10 @@ def train(model: TorchModel, features: Features, validation: Validation | None,
         progress = _load_checkpoint(checkpoint, model, optimizers, rng)
         ctx.log(f"{model.name}: resumed from {checkpoint} after epoch {progress.epoch}")
     metric_name = f"ndcg@{validation.k}" if validation is not None else None
+    stopped = _early_stopped(progress, validation, p.patience)  # a resumed, finished fit
     ctx.log(f"{model.name}: training on {len(data)} samples × {model.n_items} items, "
             f"{model.device}, up to {p.epochs} epochs")
-    for epoch in range(progress.epoch + 1, p.epochs + 1):
+    for epoch in range(progress.epoch + 1, 0 if stopped else p.epochs + 1):
         started = time.perf_counter()
         model.module.train()
         totals: dict[str, float] = {}
@@ -444,11 +450,13 @@ def train(model: TorchModel, features: Features, validation: Validation | None,
                 progress.best_state = copy.deepcopy(model.module.state_dict())
             else:
                 progress.since_best += 1
+        # Recorded before the checkpoint: a crash between the two redoes this epoch on
+        # resume and records it again in its place, rather than leaving it out.
+        ctx.epoch_end(epoch, losses, metrics)
         if checkpoint is not None:
             _save_checkpoint(checkpoint, model, optimizers, rng, progress)
-        ctx.epoch_end(epoch, losses, metrics)
         ctx.progress("train", epoch, p.epochs)
-        if validation is not None and p.patience and progress.since_best >= p.patience:
+        if _early_stopped(progress, validation, p.patience):
             ctx.log(f"{model.name}: early stop at epoch {epoch}; best {metric_name} "
                     f"{progress.best_metric:.4f} at epoch {progress.best_epoch}")
             break

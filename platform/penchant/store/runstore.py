@@ -105,6 +105,22 @@ class RunStore:
             return int(result.inserted_primary_key[0])
 
     def set_out_dir(self, run_id: int, out_dir: str) -> None:
+    def reopen_run(self, run_id: int) -> RunRecord:
+        """Mark an ended, unfinished run as running again in this process (``penchant run
+        --resume``); a finished run, or one whose process is still alive, is refused."""
+        self.reap_stale()
+        record = self.run(run_id)
+        if record.status == "finished":
+            raise StoreError(f"run {run_id} finished; there is nothing to resume")
+        if record.status == ACTIVE:
+            raise StoreError(f"run {run_id} is still running (process {record.pid} on "
+                             f"{record.host}); stop it before resuming it")
+        with self.engine.begin() as conn:
+            conn.execute(update(schema.runs).where(schema.runs.c.id == run_id).values(
+                status=ACTIVE, finished_at=None, error=None, pid=os.getpid(),
+                host=socket.gethostname()))
+        return record
+
         with self.engine.begin() as conn:
             conn.execute(update(schema.runs).where(schema.runs.c.id == run_id)
                          .values(out_dir=out_dir))
