@@ -44,17 +44,26 @@ def load_model(path: Path, registry: Registry) -> tuple[Model, pd.Index]:
     return model, items
 
 
+def load_weights(path: Path, map_location: Any = "cpu") -> Any:
+    """A file saved with ``torch.save``, read with ``weights_only=True``: tensors, numbers,
+    strings and containers only. Every checkpoint is read through here, so one that holds
+    a pickled object (which could run code as it loads) is refused, as a StoreError."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise StoreError(f"{path}: checkpoint not found") from None
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StoreError(f"{path}: not a loadable Penchant checkpoint (only tensors, "
+                         f"numbers, strings and containers are read): {reason}") from None
+
+
 def load_checkpoint(path: Path, registry: Registry) -> tuple[Model, pd.Index, dict[str, Any]]:
     """Model, catalogue and the recommender state saved with them."""
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise StoreError(f"{path}: model checkpoint not found") from None
-    except Exception as exc:
-        raise StoreError(f"{path}: not a loadable Penchant checkpoint ({exc})") from None
-    if payload.get("format") != MODEL_FORMAT:
-        raise StoreError(f"{path}: checkpoint format {payload.get('format')!r} is not "
-                         f"{MODEL_FORMAT}")
+    payload = load_weights(path)
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != MODEL_FORMAT:
+        raise StoreError(f"{path}: checkpoint format {found!r} is not {MODEL_FORMAT}")
     cls = registry.get("model", payload["plugin"], str(path))
     model = cls(payload["params"], where=str(path))
     model.load_state(payload["state"])

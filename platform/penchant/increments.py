@@ -21,6 +21,8 @@ import pandas as pd
 
 from penchant import atomic
 from penchant.data import Events
+from penchant.errors import StoreError
+from penchant.paths import inside
 
 if TYPE_CHECKING:
     from penchant.store import RunStore
@@ -50,10 +52,10 @@ class Increments:
         """What was read before under this identity; None when nothing was (or its events
         file is gone, in which case the source reads everything again)."""
         row = self.store.source_mark(identity_key(identity))
-        if row is None or not Path(row["events_path"]).is_file():
+        path = self._own(row["events_path"]) if row is not None else None
+        if path is None or not path.is_file():
             return None
-        return Increment(Events(pd.read_parquet(row["events_path"])), row["mark"],
-                         row["run_id"])
+        return Increment(Events(pd.read_parquet(path)), row["mark"], row["run_id"])
 
     def save(self, identity: Mapping[str, Any], events: Events, mark: Any) -> Path:
         """Keep ``events`` (everything read so far) and ``mark``; the file is in place before
@@ -62,6 +64,15 @@ class Increments:
         path = self.folder / key[:16] / f"events-{self.run_id or 0:05d}.parquet"
         atomic.write_with(path, lambda tmp: events.frame.to_parquet(tmp, index=False))
         old = self.store.save_source_mark(key, self.run_id, mark, str(path), len(events))
-        if old:
-            Path(old).unlink(missing_ok=True)
+        if old and (own := self._own(old)) is not None:
+            own.unlink(missing_ok=True)
         return path
+
+    def _own(self, recorded: str) -> Path | None:
+        """A recorded events file, when it lies in this folder. One elsewhere (a run store
+        edited or shared with another home) is neither read nor deleted: the source reads
+        everything again and its new file replaces the record."""
+        try:
+            return inside(self.folder, recorded, "incremental events file")
+        except StoreError:
+            return None

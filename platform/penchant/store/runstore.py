@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from penchant.errors import StoreError
+from penchant.paths import inside
 from penchant.secrets import mask_url
 from penchant.store import feedback as feedback_rows
 from penchant.store import schema
@@ -104,7 +105,6 @@ class RunStore:
                 params=dict(params)))
             return int(result.inserted_primary_key[0])
 
-    def set_out_dir(self, run_id: int, out_dir: str) -> None:
     def reopen_run(self, run_id: int) -> RunRecord:
         """Mark an ended, unfinished run as running again in this process (``penchant run
         --resume``); a finished run, or one whose process is still alive, is refused."""
@@ -121,6 +121,7 @@ class RunStore:
                 host=socket.gethostname()))
         return record
 
+    def set_out_dir(self, run_id: int, out_dir: str) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(schema.runs).where(schema.runs.c.id == run_id)
                          .values(out_dir=out_dir))
@@ -248,10 +249,17 @@ class RunStore:
                 schema.runs.c.id.in_(wanted))).scalars())
 
     def artifacts(self, run_id: int) -> dict[str, str]:
+        """Each file the run wrote, by name. Every reader (loading a model, the app, export)
+        comes through here, so a path that left the run's folder is refused here."""
         with self.engine.connect() as conn:
+            out_dir = conn.execute(select(schema.runs.c.out_dir).where(
+                schema.runs.c.id == run_id)).scalar()
             rows = conn.execute(select(schema.artifacts).where(
-                schema.artifacts.c.run_id == run_id))
-            return {r.name: r.path for r in rows}
+                schema.artifacts.c.run_id == run_id)).all()
+        if rows and not out_dir:
+            raise StoreError(f"run {run_id} records files but no run folder to hold them")
+        return {r.name: str(inside(out_dir, r.path, f"run {run_id} artifact {r.name!r}"))
+                for r in rows}
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

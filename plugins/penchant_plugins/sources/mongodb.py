@@ -49,6 +49,11 @@ if TYPE_CHECKING:
 
 #: Documents whose fields make up :meth:`MongoSource.available_columns`.
 SAMPLE = 100
+#: Query operators that run JavaScript on the server: a filter is data, never code.
+_CODE_OPERATORS = ("$where", "$function", "$accumulator")
+#: What MongoDB forbids in a database name; collection names may not hold "$" or NUL, nor
+#: start with "system." (the server's own collections).
+_BAD_DATABASE = set('/\\. "$*<>:|?\0')
 _SCHEMES = ("mongodb://", "mongodb+srv://")
 _AUTH_CODES = {13, 18}  # Unauthorized, AuthenticationFailed
 
@@ -96,6 +101,27 @@ class MongoSource(Source):
         self.query = self._parse_filter(self.params["filter"])
         check_side_table_specs(self.params, self.where, "table",
                                "collections of the same database", "{kind}")
+        self._check_names()
+
+    def _check_names(self) -> None:
+        """Names that the server would read as something else (an operator, a system
+        collection, another database) are refused before anything is sent."""
+        p = self.params
+        if p.database and (_BAD_DATABASE & set(p.database)):
+            raise PipelineError(f"{self.where}: key 'database': {p.database!r} is not a "
+                                "database name (no spaces, dots, slashes, $ or quotes)")
+        tables = {"collection": p.collection} | {
+            f"{kind}.table": p[kind]["table"] for kind in ("items", "users") if p[kind]}
+        for key, name in tables.items():
+            if "$" in name or "\0" in name or name.startswith("system."):
+                raise PipelineError(f"{self.where}: key {key!r}: {name!r} is not a collection "
+                                    "name (no $, not system.…)")
+        for key, path in p.columns.items():
+            if any(not part or part.startswith("$") or "\0" in part
+                   for part in path.split(".")):
+                raise PipelineError(f"{self.where}: key 'columns.{key}': {path!r} is not a "
+                                    "field path (dotted names, none empty or starting "
+                                    "with $)")
 
     def _parse_filter(self, text: str | None) -> dict[str, Any]:
         # Empty is also the validator's stand-in for an env reference: no filter.
@@ -111,6 +137,11 @@ class MongoSource(Source):
         if not isinstance(query, dict):
             raise PipelineError(f"{self.where}: key 'filter' must be a JSON object, e.g. "
                                 f"'{{\"country\": \"FR\"}}', got {json.dumps(text)}")
+        code = _code_operator(query)
+        if code:
+            raise PipelineError(f"{self.where}: key 'filter' uses {code}, which runs "
+                                "JavaScript on the server; write the condition with query "
+                                "operators ($eq, $in, $expr …)")
         return query
 
     # -- naming and connecting --------------------------------------------------------------
@@ -367,6 +398,19 @@ class MongoSource(Source):
 # -- documents to values ----------------------------------------------------------------------
 
 _MISSING = object()
+
+
+def _code_operator(value: Any) -> str | None:
+    """The first operator in a query document that runs code on the server, if any."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key in _CODE_OPERATORS:
+                return key
+            if found := _code_operator(inner):
+                return found
+    elif isinstance(value, list):
+        return next(filter(None, map(_code_operator, value)), None)
+    return None
 
 
 def _getter(path: str) -> Callable[[Any], Any]:

@@ -42,6 +42,15 @@ if TYPE_CHECKING:
     from penchant import Context, ParamValues
 
 _READ_ONLY_QUERY = re.compile(r"^\s*(select|with)\b", re.IGNORECASE)
+#: Comments (kept: their text is checked too, but quotes inside them open nothing),
+#: then string literals and quoted names (blanked: their text is data, not SQL).
+_TOKENS = re.compile(r"(--[^\n]*|#[^\n]*|/\*.*?\*/)|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|"
+                     r"`(?:[^`]|``)*`", re.DOTALL)
+#: Words that write, or read or write outside the database, wherever they stand in a
+#: query: a WITH … DELETE, a SELECT … INTO OUTFILE, a FOR UPDATE lock.
+_WRITES = re.compile(r"\b(insert|update|delete|merge|upsert|drop|alter|create|truncate|"
+                     r"grant|revoke|into|attach|detach|pragma|outfile|dumpfile|"
+                     r"load_extension|lo_export|lo_import)\b", re.IGNORECASE)
 #: How each database is told that a session only reads.
 _READ_ONLY_SESSION = {
     "sqlite": "PRAGMA query_only = ON",
@@ -82,10 +91,8 @@ class SqlSource(Source):
             raise PipelineError(f"{where}: give exactly one of `table` or `query`")
         #: The query without the trailing semicolon a subquery cannot have.
         self.query = (self.params.query or "").strip().rstrip(";").strip() or None
-        if self.query is not None and (not _READ_ONLY_QUERY.match(self.query)
-                                       or ";" in self.query):
-            raise PipelineError(f"{where}: key 'query' must be one SELECT (or WITH … "
-                                "SELECT) statement; the sql source only reads")
+        if self.query is not None:
+            _check_read_only(self.query, where)
         check_side_table_specs(self.params, where, "table", "the same database", "{kind}")
         self.origin = f"{mask_url(self.params.url)} " + (
             f"table {self.params.table}" if self.params.table else "query")
@@ -314,6 +321,23 @@ class SqlSource(Source):
                                           coerce_float=True)
         return index_by_id(frame, id_column, SIDE_TABLE_IDS[kind],
                            f"{mask_url(self.params.url)} table {spec['table']}")
+
+
+def _check_read_only(query: str, where: str) -> None:
+    """Refuse anything but one statement that only reads, judged on the query's SQL with
+    literals and quoted names blanked out, so a ``';'`` in a value is no second statement
+    and a column named "delete" no write. The read-only session is the backstop."""
+    if re.search(r"\\['\"`]", query):
+        # Backslash escapes mean different literals to different databases.
+        raise PipelineError(f"{where}: key 'query': write a quote inside a literal doubled "
+                            "('it''s'), not with a backslash")
+    code = _TOKENS.sub(lambda m: m.group(1) or " ", query)
+    write = _WRITES.search(code)
+    if not _READ_ONLY_QUERY.match(code) or ";" in code or write:
+        found = f"; it has {write.group(0)!r}" if write else \
+            "; it has a second statement" if ";" in code else ""
+        raise PipelineError(f"{where}: key 'query' must be one SELECT (or WITH … SELECT) "
+                            f"statement{found}; the sql source only reads")
 
 
 def _is_number(value: Any) -> bool:
