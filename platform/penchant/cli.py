@@ -20,6 +20,13 @@ def _store(args: argparse.Namespace) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from penchant import distributed
+
+    joined = distributed.init_from_env()  # under torchrun, or a process --nproc started
+    if args.nproc > 1 and not joined:
+        # Each process runs this same command line and joins the group from the
+        # environment set up for it, as it would under torchrun.
+        return distributed.launch(args.nproc, main, args.argv)
     from penchant.pipeline import load_pipeline
     from penchant.plugins import default_registry
     from penchant.progress import ProgressPrinter
@@ -50,6 +57,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, terminate)
     result = runner.run()
+    if result is None:  # a training process that is not the leader
+        return 0
     print(metrics_table(result.metrics))
     print(f"\nrun {result.run.id} finished; results in {result.run.out_dir}")
     return 0
@@ -298,6 +307,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an interrupted or failed run from its last checkpoint, "
                           "with the pipeline it recorded")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    run.add_argument("--nproc", type=int, default=1, metavar="N",
+                     help="train on N processes of this machine with DistributedDataParallel "
+                          "(gloo on CPUs, NCCL with one GPU each); torchrun starts them on "
+                          "several machines")
     run.set_defaults(func=cmd_run, usage=run.error)
 
     tune = sub.add_parser("tune", help="search hyper-parameters; each trial is a run")
@@ -410,7 +423,9 @@ def _warn_failures(registry: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return args.func(args)
     except PenchantError as exc:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from penchant import artifacts, atomic, feedback, interests
+from penchant import artifacts, atomic, distributed, feedback, interests
 from penchant.components import Component, Context, Model, Recommender, Source, Validation
 from penchant.data import Dataset, Features, Recommendations
 from penchant.errors import PenchantError, PipelineError, RunInterrupted
@@ -88,7 +88,10 @@ class Runner:
 
     def emit(self, hook_name: str, **kwargs: Any) -> None:
         """Tell every observer; one that raises is recorded in the run's summary and can
-        stop neither the run nor the other observers."""
+        stop neither the run nor the other observers. Of several training processes only
+        the leader speaks, so observers hear each event once."""
+        if not distributed.is_leader():
+            return
         for label, _, error in self.registry.call_each(hook_name, **kwargs):
             if error is not None:
                 self.summary.setdefault("observer_errors", []).append(
@@ -123,8 +126,9 @@ class Runner:
         def epoch_end(epoch: int, losses: dict[str, float], metrics: dict[str, float]) -> None:
             assert self.run_info is not None
             name = model or stage
-            self.store.add_losses(self.run_info.id, name, epoch,
-                                  {**losses, **{f"val_{k}": v for k, v in metrics.items()}})
+            if distributed.is_leader():
+                self.store.add_losses(self.run_info.id, name, epoch,
+                                      {**losses, **{f"val_{k}": v for k, v in metrics.items()}})
             self.emit("penchant_on_epoch_end", run=self.run_info, model=name, epoch=epoch,
                       losses=losses, metrics=metrics)
 
@@ -138,7 +142,9 @@ class Runner:
 
     # -- the run -------------------------------------------------------------------
 
-    def run(self) -> RunResult:
+    def run(self) -> RunResult | None:
+        """The run's result; None on a training process that is not the leader (see
+        :mod:`penchant.distributed`), which stops after training."""
         pipeline = self.pipeline
         for observer in self.observers:
             self.registry.pm.register(observer)
@@ -147,7 +153,13 @@ class Runner:
                 self.source = self.preflight()
             except PenchantError as exc:
                 self._raise_scrubbed(exc)
+            if not distributed.is_leader():
+                run_id, out_dir = distributed.broadcast(None)
+                self.out_dir = Path(out_dir)
+                self.run_info = RunInfo(run_id, pipeline.name, self.out_dir, pipeline)
+                return self._execute()
             run_id = self._reopen() if self.resume is not None else self._record()
+            distributed.broadcast((run_id, str(self.out_dir)))
             self.run_info = RunInfo(run_id, pipeline.name, self.out_dir, pipeline)
             if self.resume is not None:
                 self.log(f"resuming run {run_id} in {self.out_dir}")
@@ -245,7 +257,7 @@ class Runner:
                   summary=dict(report))
         return value
 
-    def _execute(self) -> RunResult:
+    def _execute(self) -> RunResult | None:
         p = self.pipeline
         ev = p.evaluation
         load_ctx = self.context("load")
@@ -282,6 +294,8 @@ class Runner:
         model, early = self._stage("train", lambda: self._train(features, validation),
                                    lambda pair: {"best_epoch": getattr(pair[1], "best_epoch",
                                                                        None)})
+        if not distributed.is_leader():
+            return None
         baselines = self._stage("baselines", lambda: {
             name: self._fit(self.registry.get("model", name)({}, where=name), features, None)
             for name in ev.baselines if name != model_spec.plugin})
@@ -335,6 +349,10 @@ class Runner:
         """Checks that need the outside world (the source's columns) before a run is
         recorded, so a typo costs nothing and leaves no failed run behind."""
         source = self.create("source")
+        if distributed.active() and source.params.get("incremental", False):
+            raise PipelineError(f"{self.pipeline.origin} [source] key 'incremental': an "
+                                "incremental read cannot be shared by several training "
+                                "processes; train on one, or read the source in full")
         where = f"{self.pipeline.origin} [source] key 'columns'"
         available = source.available_columns()
         missing = {k: v for k, v in source.params.columns.items() if v not in available}

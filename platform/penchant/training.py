@@ -22,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from penchant import atomic
+from penchant import atomic, distributed
 from penchant.artifacts import load_weights
 from penchant.components import Context, Model, Validation
 from penchant.data import Features
@@ -114,6 +114,10 @@ class Batch:
     target: torch.Tensor | None = None
     #: Anything else a model's own ``batch()`` adds (e.g. per-window slices).
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: On several processes, this process's share of the batch's users times the number
+    #: of processes: the loss is scaled by it, so averaging gradients over processes
+    #: gives the whole batch's gradient (1 on one process).
+    share: float = 1.0
 
     @property
     def goal(self) -> torch.Tensor:
@@ -203,7 +207,7 @@ class TorchModel(Model):
             terms = self.losses(batch, step)
         optimizer = optimizers["main"]
         optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
+        (terms["loss"] * batch.share).backward()
         optimizer.step()
         return {k: float(v.detach() if isinstance(v, torch.Tensor) else v)
                 for k, v in terms.items()}
@@ -406,18 +410,20 @@ def training_set(model: TorchModel, features: Features, ctx: Context) -> Trainin
 
 def train(model: TorchModel, features: Features, validation: Validation | None,
           ctx: Context) -> None:
-    """Fit ``model`` on the rows of ``features.matrix`` that have any interaction."""
+    """Fit ``model`` on the rows of ``features.matrix`` that have any interaction (on
+    several processes, see :mod:`penchant.distributed`: each trains on its share of every
+    batch, and only the leader validates and writes checkpoints)."""
     p = model.params
     seed_everything(ctx.seed)
     rng = np.random.default_rng(ctx.seed)
-    model.device = resolve_device(p.device if p.device != "auto" else ctx.device)
+    model.device = distributed.device_for(
+        resolve_device(p.device if p.device != "auto" else ctx.device))
     model.dims = Dimensions.of(features)
     model.users = features.users
     model.module = model.build(model.dims).to(model.device)
     model.prepare(features)
     optimizers = model.optimizers()
     data = training_set(model, features, ctx)
-    n_batches = max(1, math.ceil(len(data) / p.batch_size))
     checkpoint = Path(ctx.work_dir) / "checkpoints" / "last.pt" if ctx.work_dir else None
     progress = _Progress()
     if p.resume and checkpoint is not None and checkpoint.exists():
@@ -426,42 +432,71 @@ def train(model: TorchModel, features: Features, validation: Validation | None,
     metric_name = f"ndcg@{validation.k}" if validation is not None else None
     stopped = _early_stopped(progress, validation, p.patience)  # a resumed, finished fit
     ctx.log(f"{model.name}: training on {len(data)} samples × {model.n_items} items, "
-            f"{model.device}, up to {p.epochs} epochs")
-    for epoch in range(progress.epoch + 1, 0 if stopped else p.epochs + 1):
-        started = time.perf_counter()
-        model.module.train()
-        totals: dict[str, float] = {}
-        order = rng.permutation(len(data))
-        for start in range(0, len(order), p.batch_size):
-            ctx.check_cancelled()
-            batch = model.training_batch(data, np.sort(order[start:start + p.batch_size]))
-            for key, value in model.train_step(batch, progress.step, optimizers).items():
-                totals[key] = totals.get(key, 0.0) + value
-            progress.step += 1
-        losses = {k: v / n_batches for k, v in totals.items()}
-        losses["seconds"] = time.perf_counter() - started
-        metrics: dict[str, float] = {}
-        progress.epoch = epoch
-        if validation is not None:
-            metrics[metric_name] = _validate(model, validation)
-            if metrics[metric_name] > progress.best_metric:
-                progress.best_metric, progress.since_best = metrics[metric_name], 0
-                progress.best_epoch = epoch
-                progress.best_state = copy.deepcopy(model.module.state_dict())
-            else:
-                progress.since_best += 1
-        # Recorded before the checkpoint: a crash between the two redoes this epoch on
-        # resume and records it again in its place, rather than leaving it out.
-        ctx.epoch_end(epoch, losses, metrics)
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, model, optimizers, rng, progress)
-        ctx.progress("train", epoch, p.epochs)
-        if _early_stopped(progress, validation, p.patience):
-            ctx.log(f"{model.name}: early stop at epoch {epoch}; best {metric_name} "
-                    f"{progress.best_metric:.4f} at epoch {progress.best_epoch}")
-            break
+            f"{model.device}, up to {p.epochs} epochs"
+            + (f", {distributed.world_size()} processes" if distributed.active() else ""))
+    custom_step = type(model).train_step is not TorchModel.train_step
+    with distributed.synced(model.module, custom_step) as wrapped:
+        for epoch in range(progress.epoch + 1, 0 if stopped else p.epochs + 1):
+            started = time.perf_counter()
+            losses = _epoch(model, data, rng, progress, optimizers, wrapped, ctx)
+            losses["seconds"] = time.perf_counter() - started
+            metrics: dict[str, float] = {}
+            progress.epoch = epoch
+            if validation is not None:
+                metrics[metric_name] = distributed.broadcast(
+                    _validate(model, validation) if distributed.is_leader() else None)
+                if metrics[metric_name] > progress.best_metric:
+                    progress.best_metric, progress.since_best = metrics[metric_name], 0
+                    progress.best_epoch = epoch
+                    progress.best_state = copy.deepcopy(model.module.state_dict())
+                else:
+                    progress.since_best += 1
+            # Recorded before the checkpoint: a crash between the two redoes this epoch on
+            # resume and records it again in its place, rather than leaving it out.
+            ctx.epoch_end(epoch, losses, metrics)
+            if checkpoint is not None and distributed.is_leader():
+                _save_checkpoint(checkpoint, model, optimizers, rng, progress)
+            ctx.progress("train", epoch, p.epochs)
+            if _early_stopped(progress, validation, p.patience):
+                ctx.log(f"{model.name}: early stop at epoch {epoch}; best {metric_name} "
+                        f"{progress.best_metric:.4f} at epoch {progress.best_epoch}")
+                break
     if progress.best_state is not None:
         model.module.load_state_dict(progress.best_state)
         model.best_epoch = progress.best_epoch
     else:
         model.best_epoch = progress.epoch
+
+
+def _epoch(model: TorchModel, data: TrainingSet, rng: np.random.Generator,
+           progress: _Progress, optimizers: dict[str, torch.optim.Optimizer],
+           wrapped: torch.nn.Module | None, ctx: Context) -> dict[str, float]:
+    """One pass over the samples in batches; the mean of each loss term over batches
+    (and processes).
+
+    Every process draws the same order, so the batches are the same everywhere; each
+    trains on its share of the batch (every n-th user), its loss scaled by its share so
+    that the averaged gradient is the whole batch's. A batch smaller than the number of
+    processes is skipped by all of them.
+    """
+    model.module.train()
+    size, me, world = model.params.batch_size, distributed.rank(), distributed.world_size()
+    totals: dict[str, float] = {}
+    batches = 0
+    order = rng.permutation(len(data))
+    for start in range(0, len(order), size):
+        ctx.check_cancelled()
+        idx = np.sort(order[start:start + size])
+        if len(idx) < world:
+            continue
+        share = idx[me::world]
+        batch = model.training_batch(data, share)
+        batch.share = len(share) * world / len(idx)
+        with distributed.training_through(model, wrapped):
+            terms = model.train_step(batch, progress.step, optimizers)
+        for key, value in terms.items():  # weighted, so the mean over processes is the batch's
+            totals[key] = totals.get(key, 0.0) + value * batch.share
+        progress.step += 1
+        batches += 1
+    return distributed.mean({k: v / max(batches, 1) for k, v in totals.items()},
+                            model.device)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy import create_engine, delete, event, insert, select, update
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from penchant.errors import StoreError
 from penchant.paths import inside
@@ -87,7 +87,7 @@ class RunStore:
         if sa_url.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
-            schema.metadata.create_all(self.engine)
+            _create_tables(self.engine)
         except SQLAlchemyError as exc:
             reason = getattr(exc, "orig", None) or exc
             raise StoreError(f"cannot open the run store {mask_url(self.url)}: "
@@ -262,11 +262,26 @@ class RunStore:
                 for r in rows}
 
 
+def _create_tables(engine: Engine) -> None:
+    """Create what is missing. Two processes opening a new store at once (``--nproc``,
+    the app and a headless run) can both see a table missing and both create it: the
+    loser tries again, and then finds it there."""
+    for attempt in range(3):
+        try:
+            schema.metadata.create_all(engine)
+            return
+        except OperationalError as exc:
+            if "already exists" not in str(exc) or attempt == 2:
+                raise
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
+    # The wait first: switching a new file to WAL takes a lock that another process
+    # opening the same store at the same moment may hold.
+    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
 
