@@ -33,6 +33,19 @@ def test_known_user_gets_the_lists_the_run_wrote(finished) -> None:
     assert again["rank"].tolist() == list(range(1, 11))
 
 
+def test_within_the_stored_depth_lists_are_served_beyond_it_scored(finished, monkeypatch
+                                                                    ) -> None:
+    result, trained = finished
+    user = result.recommendations.frame["user"].iloc[0]
+    deeper = trained.recommend(user, k=15)  # recommend_k is 10: the model scores it
+    assert len(deeper) == 15 and deeper["rank"].tolist() == list(range(1, 16))
+    monkeypatch.setattr(trained.model, "score", None)  # a lookup never touches the model
+    served = trained.recommend(user, k=4)
+    assert served["item"].tolist() == deeper["item"].tolist()[:4]
+    assert served["score"].to_numpy() == pytest.approx(deeper["score"].to_numpy()[:4],
+                                                       rel=1e-5)
+
+
 def test_a_user_given_only_a_history_is_folded_in(finished, shop) -> None:
     result, trained = finished
     known = result.recommendations.frame["user"].iloc[0]

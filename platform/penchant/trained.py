@@ -56,14 +56,37 @@ class TrainedRun:
         #: the pipeline names (``[evaluation] category``); None otherwise.
         saved = stored.get("item_category_column") == self.pipeline.evaluation.category
         self.categories: np.ndarray | None = stored["item_category"] if saved else None
+        self._stored_lists: tuple[pd.DataFrame, dict[str, tuple[int, int]]] | None = None
 
     @property
     def users(self) -> pd.Index:
         return self.features.users
 
     def recommend(self, user: str, k: int = 10) -> pd.DataFrame:
-        """Top-k for a user the run trained on."""
+        """Top-k for a user the run trained on.
+
+        The run ranked every user when it finished (``recommendations.csv``, as deep as
+        its ``recommend_k``); while ``k`` is within that depth the list is looked up there,
+        so serving a known user costs microseconds, not a pass through the model. Deeper
+        lists are scored by the model."""
+        if k <= self.pipeline.evaluation.recommend_k:
+            lists, offsets = self._lists()
+            span = offsets.get(str(user))
+            if span is not None:
+                start, end = span
+                return lists.iloc[start:min(end, start + k)].reset_index(drop=True)
         return self._recommend(self.features, self._row(user), k)
+
+    def _lists(self) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+        """The run's stored lists and where each user's rows are, read once."""
+        if self._stored_lists is None:
+            lists = run_data.shown_lists(self.store, self.run_id)
+            users = lists["user"].to_numpy()
+            starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
+            ends = np.r_[starts[1:], len(users)]
+            self._stored_lists = (lists, {str(users[s]): (int(s), int(e))
+                                          for s, e in zip(starts, ends, strict=True)})
+        return self._stored_lists
 
     def explain(self, user: str, k: int = 10, top: int = 5) -> list[Explanation]:
         """``recommend(user, k)`` with why: the ``top`` history items behind each item and
