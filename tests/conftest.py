@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from penchant.store import RunStore
 
@@ -46,6 +47,15 @@ horizons = ["7d", "30d"]
 k = [5, 10]
 recommend_k = 10
 """
+
+
+# Fuzzing (tests/test_fuzz_*.py) is repeatable in CI: derandomised, with a deadline that only
+# a hang can miss on a loaded machine. HYPOTHESIS_PROFILE=explore searches afresh, longer.
+settings.register_profile("ci", derandomize=True, deadline=20_000, print_blob=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", settings.get_profile("ci"), derandomize=False,
+                          max_examples=2000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def pytest_configure(config: pytest.Config) -> None:

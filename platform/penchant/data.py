@@ -38,15 +38,15 @@ def parse_times(values: pd.Series, unit: str = "auto") -> pd.Series:
     they are too large to be seconds (after the year 5138) — and other strings as ISO.
     """
     if pd.api.types.is_datetime64_any_dtype(values):
-        return pd.to_datetime(values, utc=True).astype(TIME_DTYPE)
+        return _nanoseconds(pd.to_datetime(values, utc=True))
     if unit == "iso":
         return _iso_times(values)
     numbers = pd.to_numeric(values, errors="coerce")
     numbers = numbers.where(np.isfinite(numbers))
     if unit == "auto":
         numbers = numbers.where(numbers.abs() < EPOCH_MS_FROM, numbers / 1000.0)
-    out = pd.to_datetime(numbers / (1000.0 if unit == "ms" else 1.0), unit="s", utc=True,
-                         errors="coerce").astype(TIME_DTYPE)
+    out = _nanoseconds(pd.to_datetime(numbers / (1000.0 if unit == "ms" else 1.0), unit="s",
+                                      utc=True, errors="coerce"))
     if unit == "auto" and not pd.api.types.is_numeric_dtype(values):
         text = values.isna() | numbers.notna()
         if not text.all():
@@ -56,7 +56,15 @@ def parse_times(values: pd.Series, unit: str = "auto") -> pd.Series:
 
 def _iso_times(values: pd.Series) -> pd.Series:
     text = values.astype("string")
-    return pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601").astype(TIME_DTYPE)
+    return _nanoseconds(pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601"))
+
+
+def _nanoseconds(times: pd.Series) -> pd.Series:
+    """UTC times in the nanoseconds events are kept in; those before 1677 or after 2262
+    become NaT like any other unusable time. pandas parses such a time ("0000-01-01",
+    epoch 1e10) in a coarser unit, and converting it as it is would overflow."""
+    first, last = (pd.Timestamp(t, tz="UTC") for t in (pd.Timestamp.min, pd.Timestamp.max))
+    return times.where(times.between(first, last)).astype(TIME_DTYPE)
 
 
 def _ids(values: pd.Series) -> pd.Series:

@@ -6,7 +6,10 @@ line reads the same wherever it happens.
 
 from __future__ import annotations
 
+import lzma
 import re
+import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +22,9 @@ _DELIMITER_ALIASES = {"tab": "\t", "\\t": "\t"}
 #: Suffixes pandas decompresses by (``compression="infer"``); their size says nothing of rows.
 _COMPRESSED = (".gz", ".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
 _RAGGED = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+#: How reading a damaged or truncated file fails: decompressors raise these (gzip's
+#: ``BadGzipFile`` and bz2's bad streams are ``OSError``s), as does a file that vanished.
+_UNREADABLE = (OSError, EOFError, zlib.error, lzma.LZMAError, zipfile.BadZipFile)
 
 
 def normalise_delimiter(text: str) -> str:
@@ -26,6 +32,9 @@ def normalise_delimiter(text: str) -> str:
     delimiter = _DELIMITER_ALIASES.get(text.lower(), text)
     if len(delimiter) != 1:
         raise ValueError(f"delimiter must be one character or \"tab\", got {text!r}")
+    if delimiter in "\r\n":
+        raise ValueError("a line break ends a line, so it cannot separate fields; "
+                         "use e.g. \",\" or \"tab\"")
     return delimiter
 
 
@@ -42,10 +51,11 @@ def csv_errors(path: Path, encoding: str) -> Iterator[None]:
     """Re-raise the ways pandas can fail on a text file as errors that name the file."""
     try:
         yield
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: cannot be read as {encoding} ({exc.reason}: byte "
-                        f"0x{exc.object[exc.start]:02x}); set `encoding` to the file's "
-                        "encoding, e.g. \"latin-1\" or \"cp1252\"") from exc
+    except UnicodeError as exc:  # UTF-16 without a byte-order mark is not a decode error
+        detail = (f"{exc.reason}: byte 0x{exc.object[exc.start]:02x}"
+                  if isinstance(exc, UnicodeDecodeError) else str(exc))
+        raise DataError(f"{path}: cannot be read as {encoding} ({detail}); set `encoding` to "
+                        "the file's encoding, e.g. \"latin-1\" or \"cp1252\"") from exc
     except LookupError as exc:
         raise PipelineError(f"{path}: unknown encoding {encoding!r}") from exc
     except pd.errors.EmptyDataError as exc:
@@ -58,6 +68,10 @@ def csv_errors(path: Path, encoding: str) -> Iterator[None]:
                             f"{expected}; check the delimiter and the quoting of that line"
                             ) from exc
         raise DataError(f"{path}: cannot be parsed: {exc}") from exc
+    except _UNREADABLE as exc:
+        raise DataError(f"{path}: cannot be read ({exc}); check that the file is complete "
+                        "and that its suffix (.gz, .bz2, .zip, .xz, .zst) matches its "
+                        "compression") from exc
 
 
 def read_header(path: Path, delimiter: str, encoding: str) -> list[str]:

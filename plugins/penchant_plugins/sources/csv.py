@@ -65,6 +65,10 @@ class CsvSource(Source):
         if not self.params.header and not self.params.names:
             raise PipelineError(f"{where}: a file without a header needs `names`, e.g. "
                                 "names = [\"user_id\", \"item_id\", \"timestamp\"]")
+        repeated = sorted({n for n in self.params.names or () if self.params.names.count(n) > 1})
+        if repeated:
+            raise PipelineError(f"{where}: key 'names': {', '.join(map(repr, repeated))} "
+                                "given more than once; each column needs its own name")
         check_side_table_specs(self.params, where, "path", "files", "{kind}.csv")
         self.path = self.resolve_path(self.params.path)
 
@@ -100,7 +104,8 @@ class CsvSource(Source):
     def count(self) -> int | None:
         """Data lines, blank ones left out (one record per line, as line numbers assume)."""
         require_file(self.path, self.params.path)
-        with get_handle(self.path, "rb", compression="infer") as handle:
+        with csv_errors(self.path, self.params.encoding), \
+                get_handle(self.path, "rb", compression="infer", is_text=False) as handle:
             lines = sum(1 for line in handle.handle if line.strip())
         return max(0, lines - int(self.params.header))
 
