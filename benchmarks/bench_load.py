@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,13 +29,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-#: Rows generated (and written) at a time, and so a Parquet file's row-group size.
-WRITE_CHUNK = 1_000_000
-EVENT_TYPES = ("view", "cart", "purchase")
-T0 = 1_672_531_200  # 2023-01-01 UTC
-YEAR = 365 * 86_400
-COLUMNS = {"user": "user_id", "item": "item_id", "time": "timestamp", "event": "event_type"}
+from _common import (
+    COLUMNS,
+    EVENT_TYPES,
+    T0,
+    WRITE_CHUNK,
+    YEAR,
+    mib,
+    peak_kib,
+    run_child,
+    write_parquet,
+)
 
 
 def generate(n: int, seed: int = 0) -> Iterator[dict[str, np.ndarray]]:
@@ -60,20 +62,8 @@ def raw_bytes(n: int) -> int:
     return n * (8 * 3 + 1)
 
 
-def write_parquet(folder: Path, n: int) -> Path:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    path = folder / "events.parquet"
-    kinds = pa.array(EVENT_TYPES)
-    schema = pa.schema([("user_id", pa.int64()), ("item_id", pa.int64()),
-                        ("timestamp", pa.int64()),
-                        ("event_type", pa.dictionary(pa.int8(), pa.string()))])
-    with pq.ParquetWriter(path, schema) as writer:
-        for chunk in generate(n):
-            event = pa.DictionaryArray.from_arrays(pa.array(chunk.pop("event_type")), kinds)
-            writer.write_table(pa.table({**chunk, "event_type": event}, schema=schema))
-    return path
+def write_parquet_file(folder: Path, n: int) -> Path:
+    return write_parquet(folder / "events.parquet", generate(n))
 
 
 def write_sqlite(folder: Path, n: int) -> Path:
@@ -105,7 +95,7 @@ class Case:
 
 
 CASES: dict[str, Case] = {
-    "parquet": Case("parquet", "penchant_plugins.sources.parquet", write_parquet,
+    "parquet": Case("parquet", "penchant_plugins.sources.parquet", write_parquet_file,
                     lambda path: {"path": str(path), "columns": COLUMNS, "time_unit": "s"}),
     "sql": Case("sql", "penchant_plugins.sources.sql", write_sqlite,
                 lambda path: {"url": f"sqlite:///{path}", "table": "events",
@@ -120,31 +110,14 @@ def child(spec: dict[str, Any]) -> None:
 
     cls = Registry().get("source", spec["plugin"])
     source = cls(spec["params"])
-    out: dict[str, Any] = {"baseline_kib": _peak_kib()}
+    out: dict[str, Any] = {"baseline_kib": peak_kib()}
     started = time.perf_counter()
     events = source.load(Context()).events
     out["seconds"] = time.perf_counter() - started
-    out["peak_kib"] = _peak_kib()
+    out["peak_kib"] = peak_kib()
     out["rows"] = len(events)
     out["events_bytes"] = int(events.frame.memory_usage(deep=True).sum())
     print(json.dumps(out))
-
-
-def _peak_kib() -> int:
-    """Peak resident set of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-
-
-def run_child(spec: dict[str, Any]) -> dict[str, Any]:
-    result = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
-                            capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise SystemExit(f"child failed ({spec.get('plugin')}):\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def mib(n: float) -> str:
-    return f"{n / 2**20:,.0f}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -183,7 +156,9 @@ def bench(n: int, folder: Path, cases: list[str], chunk_sizes: list[int]) -> Non
               f"{time.perf_counter() - started:.1f} s")
         for size in chunk_sizes:
             params = {**case.params(path), "chunk_size": size or max(n, 1)}
-            got = run_child({"plugin": case.plugin, "params": params})
+            spec = {"plugin": case.plugin, "params": params}
+            got = run_child([sys.executable, __file__, "--child", json.dumps(spec)],
+                            f"loading with {case.plugin}")
             if got["rows"] != n:
                 raise SystemExit(f"{name}: loaded {got['rows']} of {n} events")
             above = got["peak_kib"] - got["baseline_kib"]

@@ -25,10 +25,7 @@ import argparse
 import cProfile
 import io
 import json
-import os
 import pstats
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,10 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import COLUMNS, T0, YEAR, peak_kib, run_child, thread_env
 
-T0 = 1_672_531_200  # 2023-01-01 UTC
-YEAR = 365 * 86_400
-COLUMNS = {"user": "user_id", "item": "item_id", "time": "timestamp", "event": "event_type"}
 #: The issue's targets, at 10,000 items: (path, figure, comparison, bound, text).
 TARGETS = {
     "one-user": ("p50_ms", "<=", 1.0, "one-user top-k p50 <= 1 ms"),
@@ -179,19 +174,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _peak_mib() -> float:
-    """Peak resident set of this process so far (Linux reports KiB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return peak_kib() / 1024
 
 
-def run_child(role: str, spec: dict[str, Any]) -> dict[str, Any]:
-    threads = str(spec["threads"])
-    env = {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads,
-           "OPENBLAS_NUM_THREADS": threads, "PENCHANT_HOME": spec["folder"]}
-    result = subprocess.run([sys.executable, __file__, f"--{role}", json.dumps(spec)],
-                            capture_output=True, text=True, check=False, env=env)
-    if result.returncode:
-        raise SystemExit(f"{role} child failed ({spec['items']} items):\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+def child(role: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return run_child([sys.executable, __file__, f"--{role}", json.dumps(spec)],
+                     f"{role} child ({spec['items']} items)",
+                     thread_env(spec["threads"], PENCHANT_HOME=spec["folder"]))
 
 
 def verdict(path: str, items: int, row: dict[str, Any]) -> str:
@@ -246,12 +235,12 @@ def main(argv: list[str] | None = None) -> None:
             spec = {"folder": str(folder), "store": f"sqlite:///{folder / 'runs.sqlite'}",
                     "items": n_items, "users": args.users, "per_user": args.events_per_user,
                     "k": args.k, "threads": args.threads}
-            trained = run_child("train", spec)
+            trained = child("train", spec)
             print(f"\n{n_items:,} items: {trained['events']:,} events generated in "
                   f"{trained['generate_s']:.1f} s; run {trained['run_id']} (load, features, "
                   f"1 epoch, recommend, evaluate, write) {trained['run_s']:.1f} s; "
                   f"features {trained['features']}")
-            result = run_child("measure", {
+            result = child("measure", {
                 **spec, "run_id": trained["run_id"], "requests": args.requests,
                 "warmup": args.warmup, "batch": args.batch, "batches": args.batches,
                 "profile": args.profile, "profile_requests": args.profile_requests,
