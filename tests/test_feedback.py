@@ -225,3 +225,24 @@ weights = { clik = 1.0 }
     message = str(caught.value)
     assert "[feedback]: key 'weights': unknown key(s) clik" in message
     assert "[feedback]: key 'runs': 0 is below the minimum" in message
+
+
+def test_a_batch_mixing_new_stored_and_repeated_events_stores_each_once(store) -> None:
+    """New events go in without a lookup; a batch with any stored key falls back to
+    skipping those keys, and a key repeated inside the batch counts once."""
+    run_id = store.start_run("p", "popularity", "", {}, None)
+    t0 = pd.Timestamp("2024-01-01", tz="UTC")
+
+    def rows(users: list[int]) -> pd.DataFrame:
+        raw = pd.DataFrame({"user": [f"u{u}" for u in users], "item": "i1",
+                            "time": [t0 + pd.Timedelta(minutes=u) for u in users],
+                            "kind": "click"})
+        return feedback.check(raw, "test", run_id=run_id)
+
+    first = feedback.record(store, rows(list(range(10))), "first", batch=100)
+    assert (first.stored, first.skipped) == (10, 0)
+    mixed = feedback.record(store, rows([5, 6, 10, 11, 11]), "second", batch=100)
+    assert (mixed.stored, mixed.skipped) == (2, 3)
+    stored = feedback.read(store, [run_id])
+    assert sorted(stored["user"]) == sorted(f"u{u}" for u in range(12))
+    assert stored.loc[stored["user"] == "u5", "origin"].tolist() == ["first"]

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from penchant import feedback
+from penchant.plugins import Registry
 from penchant.store import RunStore
 
 EPOCHS = 30
@@ -26,6 +27,7 @@ def write(url: str, run_id: int) -> None:
     """What a run does to the store while it trains: losses per epoch, metrics, and
     feedback arriving in batches, each its own transaction."""
     store = RunStore(url)
+    registry = Registry(entry_points=False)
     t0 = datetime(2024, 1, 1, tzinfo=UTC)
     for step in range(max(EPOCHS, BATCHES)):
         if step < EPOCHS:
@@ -38,13 +40,8 @@ def write(url: str, run_id: int) -> None:
                                  "time": [t0 + timedelta(seconds=i) for i in range(BATCH)],
                                  "kind": "click"})
             feedback.record(store, feedback.check(rows, "load test", run_id=run_id),
-                            "load test", registry=_NoObservers(), batch=BATCH)
+                            "load test", registry=registry, batch=BATCH)
     store.engine.dispose()
-
-
-class _NoObservers:
-    def call_each(self, *args, **kwargs):
-        return []
 
 
 def read_until(store: RunStore, run_id: int, done: threading.Event | subprocess.Popen

@@ -152,6 +152,11 @@ class Registry:
                 for cls in classes or ():
                     self._accept(kind, cls, label)
 
+    def listens(self, hook_name: str) -> bool:
+        """Whether any plugin implements ``hook_name``: callers skip building arguments
+        nobody would read."""
+        return bool(getattr(self.pm.hook, hook_name).get_hookimpls())
+
     def call_each(self, hook_name: str, **kwargs: Any
                   ) -> list[tuple[str, Any, Exception | None]]:
         """Call every implementation of a hook on its own, in registration order, passing

@@ -1,9 +1,10 @@
 """Feedback rows in the run store: written idempotently, read back by run.
 
-Idempotence rests on the natural key (run, user, item, kind, time): within the write's
-transaction the keys already stored are looked up and skipped, so a batch imported twice,
-or a re-run after a crash that committed half a file, stores each event once. The unique
-constraint on the table is the backstop should two writers race.
+Idempotence rests on the natural key (run, user, item, kind, time), unique in the table: a
+batch is first inserted as it is, in one transaction, which the constraint refuses whole if
+any of its keys is stored already. Only then, in a second transaction, are the stored keys
+looked up and skipped. So new events (the usual case) cost no lookup, and a batch imported
+twice, or a re-run after a crash that committed half a file, stores each event once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 
 from penchant.store import schema
 
@@ -36,14 +38,19 @@ def insert_new(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> list[dict[s
     repeated earlier in ``rows``); return those rows."""
     if not rows:
         return []
+    first: dict[Key, Mapping[str, Any]] = {}
+    for row in rows:
+        first.setdefault(natural_key(row), row)
+    unique = [dict(row) for row in first.values()]
+    try:
+        with engine.begin() as conn:
+            conn.execute(insert(schema.feedback), unique)
+        return unique
+    except IntegrityError:
+        pass  # some key is stored already (or another writer raced this one)
     with engine.begin() as conn:
-        stored = _stored_keys(conn, rows)
-        fresh: list[dict[str, Any]] = []
-        for row in rows:
-            key = natural_key(row)
-            if key not in stored:
-                stored.add(key)
-                fresh.append(dict(row))
+        stored = _stored_keys(conn, unique)
+        fresh = [row for row in unique if natural_key(row) not in stored]
         if fresh:
             conn.execute(insert(schema.feedback), fresh)
     return fresh

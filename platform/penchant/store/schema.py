@@ -8,7 +8,6 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
-    Index,
     Integer,
     MetaData,
     String,
@@ -101,6 +100,8 @@ feedback = Table(
     #: What recorded it: "import FILE", "replay of run N", …
     Column("origin", String(200)),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("run_id", "user", "item", "kind", "time", name="uq_feedback_event"),
-    Index("ix_feedback_run_time", "run_id", "time"),
+    #: Time before user: feedback arrives roughly in time order, so a batch adds to the
+    #: end of this index instead of to a page per user, and the index also serves
+    #: lookups by run and time range.
+    UniqueConstraint("run_id", "time", "user", "item", "kind", name="uq_feedback_event"),
 )
