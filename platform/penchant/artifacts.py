@@ -116,7 +116,9 @@ def write_json(path: Path, value: Any) -> Path:
 
 
 def write_recommendations(path: Path, recs: Recommendations) -> Path:
-    return atomic.write_text(path, recs.frame.to_csv(index=False, float_format="%.6g"))
+    # Nine significant digits give every float32 score back exactly: a known user's list
+    # is served from this file (``TrainedRun.recommend``) and must equal a scored one.
+    return atomic.write_text(path, recs.frame.to_csv(index=False, float_format="%.9g"))
 
 
 def write_losses(path: Path, rows: list[dict[str, Any]]) -> Path:
