@@ -30,7 +30,11 @@ def parse_duration(text: str) -> timedelta:
     if not match:
         raise ValueError(f"{text!r} is not a duration; write e.g. '7d', '12h', '4w'")
     number, unit = match.groups()
-    return timedelta(seconds=float(number) * _DURATION_UNITS[unit])
+    try:
+        return timedelta(seconds=float(number) * _DURATION_UNITS[unit])
+    except OverflowError:
+        raise ValueError(f"{text!r} is longer than the longest duration, "
+                         f"{timedelta.max.days} days") from None
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,8 @@ def _convert(kind: str, value: Any, items: str | None) -> Any:
     if kind in ("str", "path"):
         if not isinstance(value, str):
             raise ValueError(f"expected a string, got {value!r}")
+        if kind == "path" and "\0" in value:
+            raise ValueError(f"{value!r} holds a NUL character, which no file name can")
         return value
     if kind == "duration":
         if not isinstance(value, str):

@@ -214,7 +214,7 @@ def parse_value(text: str) -> Any:
     otherwise the plain string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):  # tomllib recurses per nesting level
         return text
 
 
@@ -231,7 +231,7 @@ def apply_overrides(doc: dict[str, Any], overrides: Iterable[str]) -> dict[str, 
         node: Any = doc
         for i, key in enumerate(keys[:-1]):
             if isinstance(node, list):
-                if not key.isdigit() or int(key) > len(node):
+                if not key.isdecimal() or int(key) > len(node):  # "²" is a digit, no int
                     raise PipelineError(f"--set {override!r}: {'.'.join(keys[:i])} has "
                                         f"{len(node)} entries; {key!r} is not one of them "
                                         f"(use {len(node)} to add one)")
@@ -260,8 +260,13 @@ def read_document(path: Path) -> dict[str, Any]:
         raise PipelineError(f"{path}: no such pipeline file") from None
     except tomllib.TOMLDecodeError as exc:
         raise PipelineError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise PipelineError(f"{path}: not valid TOML: arrays or tables nested hundreds of "
+                            "levels deep") from None
     except UnicodeDecodeError as exc:
-        raise PipelineError(f"{path}: not UTF-8 text: {exc}") from None
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise PipelineError(f"{path}: line {line} is not UTF-8 text ({exc.reason}: byte "
+                            f"0x{exc.object[exc.start]:02x}); save the file as UTF-8") from None
 
 
 def load_pipeline(path: str | Path, registry: Registry,
