@@ -96,6 +96,15 @@ def test_cvae_overfits_and_round_trips(tmp_path) -> None:
     np.testing.assert_allclose(loaded.score(feats, rows), scores, rtol=1e-5, atol=1e-5)
 
 
+def test_cvae_trains_with_user_features_only() -> None:
+    feats = cvae_features()
+    feats.item_side = {}
+    model = ConditionalVAE({"epochs": 2, "batch_size": 16, "hidden": 8, "latent": 4,
+                            "embedding": 4})
+    model.fit(feats, None, penchant.Context(seed=0))
+    assert model.score(feats, np.arange(3)).shape == (3, feats.shape[1])
+
+
 def test_cvae_uses_side_features_for_a_user_with_no_history() -> None:
     """A brand-new user's group alone should point at their group's items."""
     feats = cvae_features()

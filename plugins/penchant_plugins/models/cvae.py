@@ -68,6 +68,8 @@ class ConditionalVAE(MultVAE):
         return ConditionalVAENet(dims, p.hidden, p.latent, p.embedding, p.dropout)
 
     def prepare(self, features: Features) -> None:
+        if not self.dims.item_side:  # user features only: items are free embeddings
+            return
         block = torch.from_numpy(side_block(features.item_side))
         self.module.item_side.copy_(block.to(self.module.item_side.device))
 
