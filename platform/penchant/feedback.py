@@ -63,6 +63,8 @@ DEFAULT_BATCH = 5000
 BATCH_ENV = "PENCHANT_FEEDBACK_BATCH"
 #: Longest user or item id the store keeps.
 ID_LENGTH = 200
+#: Largest run id or rank: what every backend's integer column holds (32 bits).
+INTEGER_MAX = 2**31 - 1
 #: Problems named in one error before the rest are only counted.
 _SHOWN = 10
 
@@ -171,7 +173,7 @@ def _run_ids(raw: pd.DataFrame, default: int | None, bad: Any,
     given = raw["run_id"] if "run_id" in raw.columns else pd.Series(pd.NA, index=raw.index)
     present = given.map(_present).astype(bool)
     numbers = pd.to_numeric(given.where(present), errors="coerce")
-    whole = numbers.notna() & (numbers == np.floor(numbers.fillna(0))) & (numbers >= 1)
+    whole = _counting_number(numbers)
     bad(present & ~whole, "run_id", lambda v: f"{v!r} is not a run id")
     if default is None:
         bad(~present, "run_id", "missing (or give the run with --run)")
@@ -188,9 +190,15 @@ def _ranks(raw: pd.DataFrame, bad: Any) -> pd.Series:
         return pd.Series(pd.NA, index=raw.index, dtype="Int64")
     present = raw["rank"].map(_present).astype(bool)
     numbers = pd.to_numeric(raw["rank"].where(present), errors="coerce")
-    whole = numbers.notna() & (numbers == np.floor(numbers.fillna(0))) & (numbers >= 1)
+    whole = _counting_number(numbers)
     bad(present & ~whole, "rank", lambda v: f"{v!r} is not a position (1 = first shown)")
     return numbers.where(whole).astype("Int64")
+
+
+def _counting_number(numbers: pd.Series) -> pd.Series:
+    """Which of ``numbers`` are whole, at least 1, and fit the store's integer columns:
+    infinity or 1e30 would otherwise pass as whole and fail converting to an integer."""
+    return numbers.between(1, INTEGER_MAX) & (numbers == np.floor(numbers.fillna(0)))
 
 
 def record(store: RunStore, frame: pd.DataFrame, origin: str, registry: Any = None,

@@ -139,9 +139,32 @@ def _json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path} line {number}, column {exc.colno}: not valid "
                                     f"JSON: {exc.msg}") from None
+                except RecursionError:  # the decoder recurses per level of nesting
+                    raise DataError(f"{path} line {number}: arrays or objects nested "
+                                    "hundreds of levels deep; a feedback event is one flat "
+                                    "JSON object") from None
                 if not isinstance(record, dict):
                     raise DataError(f"{path} line {number}: expected a JSON object such as "
                                     '{"user": …, "item": …, "time": …, "kind": …}')
+                column = _not_text(record)
+                if column is not None:
+                    raise DataError(f"{path} line {number}, column {column!r}: holds a lone "
+                                    "surrogate escape (\\ud800 to \\udfff), which is no "
+                                    "character; write the character itself")
                 yield number, record
         except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
             raise DataError(f"{path} line {number + 1}: cannot be read: {exc}") from None
+
+
+def _not_text(record: dict[str, Any]) -> str | None:
+    """The first key whose name or value UTF-8 cannot encode. JSON can escape half of a
+    surrogate pair ("\\ud800"), which decodes to no character: pandas' text columns and
+    the store would fail on it with an error that names no line."""
+    for key, value in record.items():
+        try:
+            key.encode("utf-8")
+            if isinstance(value, str):
+                value.encode("utf-8")
+        except UnicodeEncodeError:
+            return key
+    return None
