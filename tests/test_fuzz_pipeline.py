@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from hypothesis import event, example, given
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from penchant.errors import PenchantError, PipelineError
@@ -129,6 +129,11 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+#: Loading a pipeline takes milliseconds, so these properties try three times as many
+#: examples as the active profile's (300 in CI).
+MORE = settings(max_examples=3 * settings.default.max_examples)
+
+
 def assert_names_where(error: PenchantError, path: Path, overrides: Sequence[str]) -> None:
     """An override's error starts with that override; a file's names the file on every line
     (one line per problem) with the table or the place in the text (only nesting too deep
@@ -163,6 +168,7 @@ def load_or_refuse(data: bytes, overrides: Sequence[str] = ()) -> None:
 
 
 @given(documents())
+@MORE
 @example({**BASE, "evaluation": {"horizons": ["99999999999w"]}})  # OverflowError
 @example({**BASE, "source": {**BASE["source"], "path": "\0"}})  # ValueError from pathlib
 def test_any_pipeline_document_loads_or_is_refused_naming_file_table_and_key(
@@ -191,6 +197,7 @@ def damaged_texts(draw: st.DrawFn) -> bytes:
 
 
 @given(damaged_texts())
+@MORE
 @example(b"deep = " + b"[" * 5000)  # RecursionError from tomllib
 @example(b'[pipeline]\nname = "caf\xe9"\n')  # latin-1: named a byte position, not a line
 def test_any_bytes_load_or_are_refused_naming_the_file(data: bytes) -> None:
@@ -203,18 +210,43 @@ segments = st.one_of(
                      "0", "1", "2", "9", "-1", "²", "01", "[0]", "[1]", ""]),
     st.text(alphabet=string.ascii_letters + string.digits + ".[]=_- ", max_size=4),
 )
+
+
+def toml_literal(value: Any) -> str:
+    """``value`` in TOML's inline syntax: what a user types after ``--set key=``."""
+    if isinstance(value, dict):
+        pairs = (f"{toml_literal(str(k))} = {toml_literal(v)}" for k, v in value.items())
+        return "{ " + ", ".join(pairs) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(toml_literal, value)) + "]"
+    return tomli_w.dumps({"v": value})[4:].strip()
+
+
 literals = st.one_of(
-    toml_values.map(lambda v: tomli_w.dumps({"v": v})[4:].strip()),
+    toml_values.map(toml_literal),
     st.sampled_from(["", "[", "{", "'", "\"", "[" * 5000, "{a=" * 2000, "x\ny = 1",
                      "1 2", "${env:PENCHANT_FUZZ_UNSET}", "[1, 'a']", "{ user = 'u' }"]),
     st.text(max_size=8),
 )
-overrides = st.builds(lambda path, sep, value: f"{path}{sep}{value}",
-                      st.lists(segments, min_size=1, max_size=4).map(".".join),
-                      st.sampled_from(["=", "=", " = ", ""]), literals)
+junk_overrides = st.builds(lambda path, sep, value: f"{path}{sep}{value}",
+                           st.lists(segments, min_size=1, max_size=4).map(".".join),
+                           st.sampled_from(["=", "=", " = ", ""]), literals)
 
+
+@st.composite
+def key_overrides(draw: st.DrawFn) -> str:
+    """A real key of the base pipeline set to a value of about the right type."""
+    table = draw(st.sampled_from([*FIXED, *KINDS]))
+    spec = BASE[table][0] if table in MANY else BASE.get(table, {})
+    param = draw(st.sampled_from([*schema_of(table, spec), Param("plugin", "str")]))
+    index = f".{draw(st.integers(0, 1))}" if table in MANY else ""
+    return f"{table}{index}.{param.name}={toml_literal(draw(typed(param)))}"
+
+
+overrides = st.one_of(junk_overrides, key_overrides())
 
 @given(st.lists(overrides, min_size=1, max_size=3))
+@MORE
 @example(["preprocess.².keep=1"])  # "²".isdigit() but int("²") raises
 @example(["model.epochs=" + "[" * 5000])  # RecursionError from tomllib
 def test_any_set_override_applies_or_is_refused_naming_it(sets: list[str]) -> None:
