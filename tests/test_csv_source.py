@@ -70,6 +70,15 @@ def test_names_replace_a_header(tmp_path):
     assert frame["row"].tolist() == [2]
 
 
+def test_a_column_named_twice_is_refused_naming_both(tmp_path):
+    write(tmp_path, "e.csv", "user_id,item_id,user_id,ts\nu1,i1,u2,1700000000\n")
+    with pytest.raises(penchant.DataError, match=r"e.csv: line 1 names the same column more "
+                                                 r"than once: 'user_id' \(columns 1, 3\)"):
+        load(tmp_path, path="e.csv")
+    assert load(tmp_path, path="e.csv", names=["user_id", "item_id", "other", "ts"]
+                ).events.frame["user"].tolist() == ["u1"]
+
+
 def test_headerless_file_without_names_is_refused():
     with pytest.raises(penchant.PipelineError, match="names"):
         CsvSource({"path": "e.csv", "columns": MAPPING, "header": False})

@@ -75,10 +75,19 @@ def csv_errors(path: Path, encoding: str) -> Iterator[None]:
 
 
 def read_header(path: Path, delimiter: str, encoding: str) -> list[str]:
-    """Column names from the first line only."""
+    """Column names from the first line only, refusing a name given twice: pandas would
+    read the second as ``name.1``, and a mapping naming it would silently take the first."""
     with csv_errors(path, encoding):
-        frame = pd.read_csv(path, sep=delimiter, encoding=encoding, nrows=0)
-    return [str(c) for c in frame.columns]
+        first = pd.read_csv(path, sep=delimiter, encoding=encoding, header=None, nrows=1,
+                            dtype=str, keep_default_na=False)
+    names = [str(c) for c in first.iloc[0]] if len(first) else []
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        columns = {n: [str(i + 1) for i, m in enumerate(names) if m == n] for n in twice}
+        where = ", ".join(f"{n!r} (columns {', '.join(at)})" for n, at in columns.items())
+        raise DataError(f"{path}: line 1 names the same column more than once: {where}; "
+                        "rename them so each column has one name")
+    return names
 
 
 def check_no_implicit_index(frame: pd.DataFrame, path: Path, first_line: int) -> None:
