@@ -27,6 +27,7 @@ import argparse
 import cProfile
 import io
 import json
+import os
 import pstats
 import subprocess
 import sys
@@ -124,6 +125,7 @@ def child_recbole(spec: dict[str, Any]) -> dict[str, Any]:
     from recbole.utils import init_seed
 
     folder = Path(spec["folder"])
+    os.chdir(folder)  # RecBole writes log_tensorboard/ into the working folder
     config = Config(model="MultiVAE", dataset=INTER, config_dict={
         "data_path": str(folder), "checkpoint_dir": str(folder / "recbole-saved"),
         "load_col": {"inter": ["user_id", "item_id"]}, "device": "cpu", "use_gpu": False,

@@ -198,8 +198,9 @@ class TorchModel(Model):
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         assert self.module is not None
+        # The fused kernel: on CPU the default per-tensor update took a fifth of an epoch.
         return {"main": torch.optim.Adam(self.module.parameters(), lr=self.params.lr,
-                                         weight_decay=self.params.weight_decay)}
+                                         weight_decay=self.params.weight_decay, fused=True)}
 
     def train_step(self, batch: Batch, step: int,
                    optimizers: dict[str, torch.optim.Optimizer]) -> dict[str, float]:
