@@ -7,7 +7,10 @@ through :class:`penchant.runner.Runner` (``interactions`` features, ``vae`` for 
 on the CPU: the scoring speed is measured, not quality). A fresh subprocess then loads the
 run with :class:`penchant.trained.TrainedRun`, as the CLI and the app do, and times
 
-- ``one-user``: ``TrainedRun.recommend(user, k)`` for single users, after a warm-up;
+- ``one-user``: ``TrainedRun.recommend(user, k)`` for single users, after a warm-up: a
+  lookup in the lists the run stored for every user (``recommend_k`` deep);
+- ``one-user, model``: the same users asked for ``k + 1`` items, past the stored depth, so
+  the model scores each one (the cost of a list nobody precomputed);
 - ``batch``: ``model.score(features, rows)`` + ``penchant.ranking.top_k`` for batches of
   ``--batch`` users (``score`` alone is timed too, to show how the batch time divides).
 
@@ -129,14 +132,15 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     for user in users[rng.integers(0, len(users), spec["warmup"])]:
         trained.recommend(user, k)
     asked = users[rng.integers(0, len(users), spec["requests"])]
-    times = []
-    for user in asked:
-        t = time.perf_counter()
-        trained.recommend(user, k)
-        times.append(time.perf_counter() - t)
-    p50, p99 = percentiles(times)
-    rows.append({"path": "one-user", "p50_ms": p50, "p99_ms": p99,
-                 "users_per_s": len(times) / sum(times), "peak_mib": _peak_mib()})
+    for label, depth in (("one-user", k), ("one-user, model", k + 1)):
+        times = []
+        for user in asked:
+            t = time.perf_counter()
+            trained.recommend(user, depth)
+            times.append(time.perf_counter() - t)
+        p50, p99 = percentiles(times)
+        rows.append({"path": label, "p50_ms": p50, "p99_ms": p99,
+                     "users_per_s": len(times) / sum(times), "peak_mib": _peak_mib()})
 
     # (b) batches of users: score every item, exclude seen, take the top k.
     model, features, ctx = trained.model, trained.features, Context()

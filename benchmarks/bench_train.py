@@ -84,9 +84,9 @@ def child_penchant(spec: dict[str, Any]) -> dict[str, Any]:
     features = registry.get("features", "interactions")({}).extract(features, Context())
     model = registry.get("model", "vae")({
         "epochs": spec["epochs"], "batch_size": spec["batch_size"], "hidden": spec["hidden"],
-        "latent": spec["latent"], "lr": spec["lr"], "patience": 0, "device": "cpu"})
+        "latent": spec["latent"], "lr": spec["lr"], "patience": 0, "device": spec["device"]})
     seconds: list[float] = []
-    ctx = Context(seed=0, device="cpu",
+    ctx = Context(seed=0, device=spec["device"],
                   epoch_end=lambda epoch, losses, metrics: seconds.append(losses["seconds"]))
     baseline = peak_kib()
     profiler = cProfile.Profile() if spec["profile"] else None
@@ -234,6 +234,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latent", type=int, default=200)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu",
+                        help="Penchant's device, e.g. cuda on a GPU machine (the peers stay "
+                             "on the CPU)")
     parser.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES))
     parser.add_argument("--peers-venv", type=Path, default=HERE / ".peers-venv")
     parser.add_argument("--folder", type=Path,
@@ -261,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
 def bench(args: argparse.Namespace, root: Path, python: dict[str, Path]) -> None:
     print(f"{args.epochs} epoch(s), batch {args.batch_size} users, layers items → "
           f"{args.hidden} → {args.latent} → {args.hidden} → items, lr {args.lr}, "
-          f"{args.threads} thread(s), CPU")
+          f"{args.threads} thread(s), penchant on {args.device}")
     rows = []
     for size in args.sizes:
         shape = {k: max(1, round(getattr(args, k) * size)) for k in ("users", "events")}
@@ -274,7 +277,7 @@ def bench(args: argparse.Namespace, root: Path, python: dict[str, Path]) -> None
               f"{time.perf_counter() - started:.0f} s)", flush=True)
         spec = {"folder": str(folder), "epochs": args.epochs, "batch_size": args.batch_size,
                 "hidden": args.hidden, "latent": args.latent, "lr": args.lr,
-                "threads": args.threads, "profile": args.profile,
+                "threads": args.threads, "profile": args.profile, "device": args.device,
                 "profile_lines": args.profile_lines}
         figures = {}
         for lib in args.libraries:
