@@ -103,3 +103,15 @@ def test_a_reader_sees_whole_writes_and_never_a_locked_database(tmp_path: Path,
     assert reads > 5, "the reader never overlapped the writer"
     assert len(store.losses(run_id)) == EPOCHS * len(TERMS)
     assert len(store.feedback([run_id])) == BATCHES * BATCH
+
+
+def test_processes_opening_a_new_store_at_once_all_succeed(tmp_path: Path) -> None:
+    """SQLite commits each CREATE by itself, so processes creating a new store's tables
+    at the same moment collide on "already exists" (the app and a headless run started
+    together); every one of them must open it."""
+    url = f"sqlite:///{tmp_path / 'runs.sqlite'}"
+    code = f"from penchant.store import RunStore; RunStore({url!r})"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True)
+             for _ in range(8)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 8, errors

@@ -24,6 +24,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     joined = distributed.init_from_env()  # under torchrun, or a process --nproc started
     if args.nproc > 1 and not joined:
+        _store(args)  # made once here, not raced for by the processes
         # Each process runs this same command line and joins the group from the
         # environment set up for it, as it would under torchrun.
         return distributed.launch(args.nproc, main, args.argv)

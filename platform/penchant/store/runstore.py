@@ -263,15 +263,17 @@ class RunStore:
 
 
 def _create_tables(engine: Engine) -> None:
-    """Create what is missing. Two processes opening a new store at once (``--nproc``,
-    the app and a headless run) can both see a table missing and both create it: the
-    loser tries again, and then finds it there."""
-    for attempt in range(3):
+    """Create what is missing. Two processes opening a new store at once (the app and a
+    headless run) can both see a table missing and both create it: the loser tries again
+    and finds more of them there. SQLite commits each CREATE by itself, so every failure
+    means another table or index was made: as many tries as there are of those suffice."""
+    tries = 1 + sum(1 + len(table.indexes) for table in schema.metadata.tables.values())
+    for attempt in range(tries):
         try:
             schema.metadata.create_all(engine)
             return
         except OperationalError as exc:
-            if "already exists" not in str(exc) or attempt == 2:
+            if "already exists" not in str(exc) or attempt == tries - 1:
                 raise
 
 
