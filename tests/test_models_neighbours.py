@@ -139,6 +139,34 @@ def test_available_memory_reads_something_plausible() -> None:
     assert have is None or have > 0
 
 
+def test_ease_on_the_most_touched_items_is_ease_on_those_columns(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    x = (rng.random((40, 9)) < np.linspace(0.9, 0.1, 9)).astype(np.float32)
+    x[0] = 1
+    x[:, 2] = 0.0
+    x[:30, 2] = 1.0  # item 2 is the third most touched
+    features = toy_features(x)
+    model = EASE({"l2": 2.0, "top_items": 4})
+    model.fit(features, None, Context())
+    top = np.sort(np.argsort(-(x > 0).sum(axis=0), kind="stable")[:4])
+    assert 2 in top
+    np.testing.assert_array_equal(model.columns, top)
+    alone = EASE({"l2": 2.0})
+    alone.fit(toy_features(x[:, top]), None, Context())
+    rows = np.arange(40)
+    scores = model.score(features, rows)
+    np.testing.assert_allclose(scores[:, top], alone.score(toy_features(x[:, top]), rows),
+                               rtol=1e-6)
+    rest = np.setdiff1d(np.arange(9), top)
+    assert scores.shape == (40, 9) and not scores[:, rest].any()  # no evidence: 0
+    # explanations add up to the score, also for items outside the fitted columns
+    parts = model.explain(features, 5, np.arange(9))
+    np.testing.assert_allclose(np.asarray(parts.sum(axis=1)).ravel(), scores[5], atol=1e-6)
+    path = save_model(model, features.items, tmp_path / "model.pt")
+    loaded, _ = load_model(path, registry_with(EASE))
+    np.testing.assert_array_equal(loaded.score(features, rows), scores)
+
+
 @pytest.mark.parametrize("model", [ItemKNN({"neighbours": 3, "shrink": 0.5}),
                                    EASE({"l2": 10.0})], ids=["itemknn", "ease"])
 def test_checkpoint_round_trip_gives_identical_scores(model, blocks, tmp_path: Path) -> None:

@@ -84,16 +84,32 @@ def evaluate_lists(recommended: Mapping[str, Sequence[str]],
     return out
 
 
-def ndcg_from_scores(scores: np.ndarray, targets: sp.csr_matrix, k: int) -> np.ndarray:
-    """Per-row NDCG@k of dense scores against a sparse target matrix (rows with no target
-    are NaN): the early-stopping metric, computed without building string lists."""
+def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
+    """Each row's k best columns, best first."""
     k = min(k, scores.shape[1])
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(top, order, axis=1)
-    hits = np.asarray(targets[np.arange(len(scores))[:, None], top].todense()) > 0
-    n_rel = np.diff(targets.indptr)
-    out = np.full(len(scores), np.nan)
+    return np.take_along_axis(top, order, axis=1)
+
+
+def _ndcg_or_nan(hits: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
+    out = np.full(len(hits), np.nan)
     has = n_rel > 0
     out[has] = ndcg_rows(hits[has], n_rel[has], k)
     return out
+
+
+def ndcg_from_scores(scores: np.ndarray, targets: sp.csr_matrix, k: int) -> np.ndarray:
+    """Per-row NDCG@k of dense scores against a sparse target matrix (rows with no target
+    are NaN): the early-stopping metric, computed without building string lists."""
+    top = top_columns(scores, k)
+    hits = np.asarray(targets[np.arange(len(scores))[:, None], top].todense()) > 0
+    return _ndcg_or_nan(hits, np.diff(targets.indptr), top.shape[1])
+
+
+def ndcg_of_ranking(scores: np.ndarray, relevant: np.ndarray, n_relevant: np.ndarray,
+                    k: int) -> np.ndarray:
+    """Per-row NDCG@k of ``scores`` over some candidates, ``relevant`` marking which are
+    (same shape), against ``n_relevant`` relevant items per row in all (NaN where none)."""
+    top = top_columns(scores, k)
+    return _ndcg_or_nan(np.take_along_axis(relevant, top, axis=1), n_relevant, k)

@@ -34,17 +34,29 @@ class EASE(Model):
               help="λ, the L2 penalty on the weights; larger for denser data"),
         Param("max_items", "int", 30000, min=1,
               help="refuse catalogues larger than this (memory grows with items²)"),
+        Param("top_items", "int", 0, min=0,
+              help="fit on the N items most users touched (0: every item); the rest score "
+                   "0, no evidence. The long tail co-occurs too rarely to learn from, and "
+                   "time and memory grow with N³ and N²"),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.weights = np.zeros((0, 0), dtype=np.float32)
+        #: The catalogue columns the weights cover (None: all of them, in order).
+        self.columns: np.ndarray | None = None
+        self.n_items = 0
 
     def fit(self, features: Features, validation: Any, ctx: Context) -> None:
         x = sp.csr_matrix(features.matrix, dtype=np.float64)
+        self.n_items = x.shape[1]
+        self.columns = most_touched(x, self.params.top_items)
+        if self.columns is not None:
+            x = x[:, self.columns]
         n = x.shape[1]
         self.check_size(n)
-        ctx.log(f"ease: Gram matrix of {n} items")
+        ctx.log(f"ease: Gram matrix of {n} items"
+                + (f" (the most touched of {self.n_items})" if self.columns is not None else ""))
         gram = _gram(x, ctx)
         gram[np.diag_indices(n)] += float(self.params.l2)
         p = _spd_inverse(gram, self.params.l2)
@@ -75,23 +87,51 @@ class EASE(Model):
 
     def score(self, features: Features, rows: np.ndarray) -> np.ndarray:
         x = features.matrix
-        if x.shape[1] != self.weights.shape[0]:
+        if x.shape[1] != self.n_items:
             raise DataError(f"ease: features have {x.shape[1]} items but the model was "
-                            f"fitted on {self.weights.shape[0]}")
-        out = x[np.asarray(rows)].astype(np.float32) @ self.weights
-        return np.asarray(out, dtype=np.float32)
+                            f"fitted on {self.n_items}")
+        x = x[np.asarray(rows)].astype(np.float32)
+        if self.columns is None:
+            return np.asarray(x @ self.weights, dtype=np.float32)
+        out = np.zeros((x.shape[0], self.n_items), dtype=np.float32)
+        out[:, self.columns] = x[:, self.columns] @ self.weights
+        return out
 
     def explain(self, features: Features, row: int, items: np.ndarray) -> sp.csr_matrix:
-        """Exact: score(u, j) = Σ_i x_ui · B_ij, one term per history item i."""
+        """Exact: score(u, j) = Σ_i x_ui · B_ij, one term per history item i (none from
+        or to an item outside ``top_items``)."""
         x = features.matrix[row]
-        block = self.weights[np.ix_(x.indices, np.asarray(items))]
-        return contributions_matrix(x.indices, x.data[:, None] * block, self.weights.shape[1])
+        items = np.asarray(items)
+        if self.columns is None:
+            block = self.weights[np.ix_(x.indices, items)]
+        else:
+            where = np.full(self.n_items, -1)
+            where[self.columns] = np.arange(len(self.columns))
+            h, j = where[x.indices], where[items]
+            block = np.zeros((len(h), len(j)), dtype=np.float32)
+            inside = np.ix_(h >= 0, j >= 0)
+            block[inside] = self.weights[np.ix_(h[h >= 0], j[j >= 0])]
+        return contributions_matrix(x.indices, x.data[:, None] * block, self.n_items)
 
     def state(self) -> dict[str, Any]:
-        return {"weights": torch.from_numpy(self.weights)}
+        out = {"weights": torch.from_numpy(self.weights), "n_items": self.n_items}
+        if self.columns is not None:
+            out["columns"] = torch.from_numpy(self.columns)
+        return out
 
     def load_state(self, state: dict[str, Any]) -> None:
         self.weights = state["weights"].numpy()
+        self.n_items = int(state.get("n_items", self.weights.shape[0]))
+        self.columns = state["columns"].numpy() if "columns" in state else None
+
+
+def most_touched(x: sp.csr_matrix, n: int) -> np.ndarray | None:
+    """The columns of the ``n`` items most users touched, in catalogue order (ties go to
+    the earlier column); None when ``n`` is 0 or covers the catalogue."""
+    if not n or n >= x.shape[1]:
+        return None
+    users = np.bincount(x.indices, minlength=x.shape[1])
+    return np.sort(np.argsort(-users, kind="stable")[:n])
 
 
 def available_memory() -> int | None:
