@@ -35,8 +35,8 @@ def test_nothing_at_or_after_the_cutoff_reaches_training() -> None:
 
 def test_relevant_sets_per_horizon() -> None:
     split = temporal_split(LOG, "2024-02-01")
-    week = relevant_items(split.train, split.test, split.cutoff, "7d")
-    month = relevant_items(split.train, split.test, split.cutoff, "30d")
+    both = relevant_items(split.train, split.test, split.cutoff, ["7d", "30d"])
+    week, month = both["7d"], both["30d"]
     assert week == {"u1": ["c"]}
     assert month == {"u1": ["c"], "u2": ["c"]}
     for rel in (week, month):

@@ -91,3 +91,27 @@ def test_next_window_outside_a_run_is_refused() -> None:
     model = MultVAE({**SMALL, "target": "next-window"})
     with pytest.raises(penchant.PipelineError, match="features_at"):
         model.fit(block_features(), None, penchant.Context())
+
+
+def test_validation_scores_in_batches_and_caps_its_users() -> None:
+    """Early stopping's NDCG is the same scored in batches as all at once, and a cap on
+    users takes one fixed sample of them (the same every epoch)."""
+    from penchant.testing import tiny_validation
+
+    features = block_features(users=90, items=30, blocks=6, per_user=4, seed=2)
+    validation = tiny_validation(features)
+    rng = np.random.default_rng(0)
+    table = rng.random(features.shape).astype(np.float32)
+
+    def score(_: Features, rows: np.ndarray) -> np.ndarray:
+        return table[rows].copy()
+
+    everyone = validation.users()
+    assert len(everyone) > 20
+    whole = validation.ndcg(score, batch_size=len(everyone))
+    assert validation.ndcg(score, batch_size=7) == pytest.approx(whole, rel=1e-12)
+    capped = penchant.Validation(validation.features, validation.targets, k=5, max_users=20)
+    sample = capped.users()
+    assert len(sample) == 20 and set(sample) <= set(everyone)
+    np.testing.assert_array_equal(capped.users(), sample)
+    assert capped.ndcg(score) != whole

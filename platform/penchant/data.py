@@ -298,4 +298,8 @@ class Recommendations:
     def lists(self) -> dict[str, list[str]]:
         """User → items in rank order, for metrics."""
         ordered = self.frame.sort_values(["user", "rank"], kind="stable")
-        return {u: g["item"].tolist() for u, g in ordered.groupby("user", sort=False)}
+        users = ordered["user"].to_numpy(dtype=object)
+        items = ordered["item"].to_numpy(dtype=object)
+        cuts = np.flatnonzero(users[1:] != users[:-1]) + 1
+        return {users[start]: part.tolist() for start, part in
+                zip(np.r_[0, cuts], np.split(items, cuts), strict=True) if len(part)}

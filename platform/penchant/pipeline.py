@@ -64,6 +64,9 @@ EVALUATION_PARAMS: tuple[Param, ...] = (
           help="models trained beside the main one with their default parameters"),
     Param("validation", "float", 0.1, min=0, max=0.5,
           help="last share of the training period held out for early stopping (0: none)"),
+    Param("validation_users", "int", 10_000, min=0,
+          help="users scored each epoch for early stopping, a fixed sample when there are "
+               "more (0: all of them)"),
     Param("refit", "bool", True,
           help="early-stop a model that never saw the held-out window, then retrain on the "
                "whole training period for that many epochs"),

@@ -385,7 +385,8 @@ class Runner:
         users = int((np.diff(targets.indptr) > 0).sum())
         self.summary.setdefault("stages", {})["validation"] = {"cut": str(cut),
                                                                "users": users}
-        return Validation(val_features, sp.csr_matrix(targets), k=20)
+        return Validation(val_features, sp.csr_matrix(targets), k=20,
+                          max_users=self.pipeline.evaluation.validation_users)
 
     def _train(self, features: Features, validation: Validation | None
                ) -> tuple[Model, Model]:
@@ -440,8 +441,7 @@ class Runner:
                   lists: dict[str, tuple[Model, Recommendations]],
                   baselines: dict[str, Model]) -> dict[str, Any]:
         ev = self.pipeline.evaluation
-        relevant = {h: relevant_items(split.train, split.test, split.cutoff, h)
-                    for h in ev.horizons}
+        relevant = relevant_items(split.train, split.test, split.cutoff, ev.horizons)
         evaluated = sorted(set().union(*[set(r) for r in relevant.values()]))
         rows = features.users.get_indexer(pd.Index(evaluated, dtype="string"))
         ctx = self.context("evaluate")

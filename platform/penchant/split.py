@@ -7,6 +7,7 @@ user's relevant items for a horizon are only the ones new to them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -65,22 +66,48 @@ def horizon_window(cutoff: pd.Timestamp, horizon: str) -> tuple[pd.Timestamp, pd
 
 
 def relevant_items(train: Events, test: Events, cutoff: pd.Timestamp,
-                   horizon: str) -> dict[str, list[str]]:
-    """For each user with training history: items touched in [cutoff, cutoff + h) that are
-    not in their history. Users whose set is empty are left out (they cannot be scored)."""
-    start, end = horizon_window(cutoff, horizon)
-    t = test.frame
-    window = t[(t["time"] >= start) & (t["time"] < end)]
-    pairs = pd.DataFrame({"user": window["user"].astype("string"),
-                          "item": window["item"].astype("string")}).drop_duplicates()
-    known_users = pd.Index(pd.unique(train.frame["user"].astype("string")))
-    pairs = pairs[pairs["user"].isin(known_users)]
-    history = pd.MultiIndex.from_frame(pd.DataFrame({
-        "user": train.frame["user"].astype("string"),
-        "item": train.frame["item"].astype("string")}).drop_duplicates())
-    new = ~pd.MultiIndex.from_frame(pairs).isin(history)
-    pairs = pairs[np.asarray(new)]
-    return {u: g["item"].tolist() for u, g in pairs.groupby("user", sort=True)}
+                   horizons: Sequence[str]) -> dict[str, dict[str, list[str]]]:
+    """Per horizon, for each user with training history: the items touched in
+    [cutoff, cutoff + h) that are not in their history. Users whose set is empty are left
+    out (they cannot be scored).
+
+    Worked on integer codes of (user, item) pairs, sorted once: on ten million events the
+    string pairs it replaces took a minute per horizon."""
+    train_users, test_users, users = _shared_codes(train.frame["user"], test.frame["user"])
+    train_items, test_items, items = _shared_codes(train.frame["item"], test.frame["item"])
+    n = len(items)
+    history = np.unique(train_users * n + train_items)
+    known = np.zeros(len(users), dtype=bool)
+    known[train_users[train_users >= 0]] = True
+    user_ids, item_ids = np.asarray(users, dtype=object), np.asarray(items, dtype=object)
+    times = test.frame["time"]
+    out = {}
+    for horizon in horizons:
+        start, end = horizon_window(cutoff, horizon)
+        window = ((times >= start) & (times < end)).to_numpy() & (test_users >= 0) \
+            & (test_items >= 0)
+        keys = np.unique(test_users[window] * n + test_items[window])
+        keys = keys[known[keys // n] & ~_in_sorted(keys, history)]
+        user, item = keys // n, keys % n
+        cuts = np.flatnonzero(np.diff(user)) + 1
+        out[horizon] = {user_ids[u[0]]: item_ids[i].tolist() for u, i in
+                        zip(np.split(user, cuts), np.split(item, cuts), strict=True) if len(u)}
+    return out
+
+
+def _shared_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
+    """Integer codes of two id columns over one shared index of ids, -1 for a null. Two
+    parts of one log share their categories, so their codes serve as they are."""
+    if not (isinstance(a.dtype, pd.CategoricalDtype) and a.dtype == b.dtype):
+        both = pd.Categorical(pd.concat([a, b], ignore_index=True).astype("string"))
+        a, b = (pd.Series(both[:len(a)]), pd.Series(both[len(a):]))
+    return (a.cat.codes.to_numpy(np.int64), b.cat.codes.to_numpy(np.int64),
+            a.cat.categories.astype("string"))
+
+
+def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
+    at = np.minimum(np.searchsorted(sorted_keys, keys), max(len(sorted_keys) - 1, 0))
+    return sorted_keys[at] == keys if len(sorted_keys) else np.zeros(len(keys), dtype=bool)
 
 
 def validation_cut(train: Events, fraction: float) -> pd.Timestamp:
