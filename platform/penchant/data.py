@@ -96,6 +96,16 @@ def _text_categories(column: pd.Series) -> pd.Series:
     return column.cat.rename_categories(categories.astype(text))
 
 
+def positions(column: pd.Series, index: pd.Index) -> np.ndarray:
+    """Where each id of ``column`` sits in ``index`` (-1 when outside it). An events
+    column is categorical: looking up each distinct id once and taking by code costs a
+    fraction of hashing ten million strings."""
+    if not isinstance(column.dtype, pd.CategoricalDtype):
+        return index.get_indexer(column.astype("string"))
+    at = np.append(index.get_indexer(column.cat.categories.astype("string")), -1)
+    return at[column.cat.codes.to_numpy()]  # a null's code, -1, takes the appended -1
+
+
 @dataclass(frozen=True)
 class Events:
     """The interaction log: one row per (user, item, time, event type, optional value)."""
@@ -238,9 +248,9 @@ class Features:
         """Empty features over the dataset's ids (or given ones, e.g. a model's catalogue)."""
         f = dataset.events.frame
         users = users if users is not None else pd.Index(
-            pd.unique(f["user"].astype("string")), dtype="string")
+            pd.unique(f["user"]).astype("string"), dtype="string")
         items = items if items is not None else pd.Index(
-            pd.unique(f["item"].astype("string")), dtype="string")
+            pd.unique(f["item"]).astype("string"), dtype="string")
         feats = cls(users=users, items=items, now=now, dataset=dataset)
         feats.history = feats.interaction_matrix(np.ones(len(f), dtype=np.float32), binary=True)
         rows, _ = feats.coordinates()
@@ -260,9 +270,7 @@ class Features:
     def coordinates(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column index of every event; -1 where the id is outside the indexes."""
         f = self.dataset.events.frame
-        rows = self.users.get_indexer(f["user"].astype("string"))
-        cols = self.items.get_indexer(f["item"].astype("string"))
-        return rows, cols
+        return positions(f["user"], self.users), positions(f["item"], self.items)
 
     def interaction_matrix(self, weights: np.ndarray, binary: bool = False,
                            reduce: str = "sum") -> sp.csr_matrix:

@@ -156,8 +156,14 @@ def event_weights(frame: pd.DataFrame, weights: Mapping[str, float] | None = Non
         out = np.ones(len(frame), dtype=np.float64)
     else:
         table = {str(k): float(v) for k, v in weights.items()}
-        out = (frame["event"].astype("string").map(table).astype("float64")
-               .fillna(default_weight).to_numpy(dtype=np.float64))
+        kinds = frame["event"]
+        if not isinstance(kinds.dtype, pd.CategoricalDtype):
+            kinds = kinds.astype("string").astype("category")
+        # one lookup per event type, then taken by code (a null's -1 takes the default)
+        per_kind = np.append(pd.Series(kinds.cat.categories.astype("string")).map(table)
+                             .astype("float64").fillna(default_weight).to_numpy(),
+                             default_weight)
+        out = per_kind[kinds.cat.codes.to_numpy()]
     if half_life is not None:
         if now is None:
             raise ValueError("a half-life needs the time ages are measured from (now)")

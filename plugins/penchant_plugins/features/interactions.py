@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from penchant import Context, FeatureExtractor, Features, Param, parse_duration
+from penchant import Context, FeatureExtractor, Features, Param
+from penchant.interests import event_weights
 
 
 class Interactions(FeatureExtractor):
@@ -36,14 +37,8 @@ class Interactions(FeatureExtractor):
         # suggested unless this table says otherwise.
         table = {**features.dataset.event_weights,
                  **{str(k): float(v) for k, v in self.params.weights.items()}}
-        events = frame["event"].astype("string")
-        weights = events.map(table).astype("float64").fillna(self.params.default_weight)
-        weights = weights.to_numpy(dtype=np.float64)
-        if self.params.half_life:
-            half_life = parse_duration(self.params.half_life).total_seconds()
-            age = (features.now - frame["time"]).dt.total_seconds().to_numpy()
-            weights = weights * np.power(0.5, np.clip(age, 0, None) / half_life)
-        return weights.astype(np.float32)
+        return event_weights(frame, table, self.params.default_weight, features.now,
+                             self.params.half_life or None).astype(np.float32)
 
     def extract(self, features: Features, ctx: Context) -> Features:
         weights = self.event_weights(features)
