@@ -11,6 +11,7 @@ import pandas as pd
 from penchant.components import Context
 from penchant.data import Features, Recommendations
 from penchant.errors import PluginError
+from penchant.metrics import top_columns
 
 Scorer = Callable[[Features, np.ndarray], np.ndarray]
 
@@ -31,11 +32,8 @@ def top_k(score: Scorer, features: Features, rows: np.ndarray, k: int, ctx: Cont
         _check_scores(s, (len(batch), features.shape[1]), score)
         if exclude_seen:
             s[features.history[batch].nonzero()] = -np.inf
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
+        top = top_columns(s, k)
         top_scores = np.take_along_axis(s, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1)
         valid = np.isfinite(top_scores)
         users.append(np.repeat(batch, k).reshape(len(batch), k)[valid])
         items.append(top[valid])
