@@ -115,3 +115,35 @@ def test_validation_scores_in_batches_and_caps_its_users() -> None:
     assert len(sample) == 20 and set(sample) <= set(everyone)
     np.testing.assert_array_equal(capped.users(), sample)
     assert capped.ndcg(score) != whole
+
+
+def test_sparse_rows_are_the_dense_rows_and_the_vae_reads_either_alike() -> None:
+    from penchant.training import SparseRows, densify
+    from penchant_plugins.models.vae import MultVAENet
+
+    features = block_features(users=40, items=30, blocks=5, per_user=4, seed=1)
+    rows = np.array([3, 0, 17, 17, 39])
+    cpu = torch.device("cpu")
+    sparse = SparseRows.of(features.matrix, rows, cpu)
+    dense = densify(features.matrix, rows, cpu)
+    assert torch.equal(sparse.dense(), dense)
+    torch.manual_seed(0)
+    net = MultVAENet(30, 8, 4, dropout=0.5).eval()
+    for a, b in zip(net(sparse), net(dense), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_a_vae_checkpoint_with_a_dense_first_layer_still_loads() -> None:
+    """Runs stored before the first layer became an items × hidden table hold it as
+    ``encoder.0`` (hidden × items)."""
+    from penchant_plugins.models.vae import MultVAENet
+
+    torch.manual_seed(0)
+    net = MultVAENet(30, 8, 4, dropout=0.5).eval()
+    old = {k: v for k, v in net.state_dict().items() if k not in ("table", "bias")}
+    old["encoder.0.weight"] = net.table.detach().t().clone()
+    old["encoder.0.bias"] = net.bias.detach().clone()
+    loaded = MultVAENet(30, 8, 4, dropout=0.5).eval()
+    loaded.load_state_dict(old)
+    x = torch.rand(3, 30) * (torch.rand(3, 30) < 0.3)
+    torch.testing.assert_close(loaded(x)[0], net(x)[0])

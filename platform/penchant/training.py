@@ -14,6 +14,7 @@ import io
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -102,16 +103,57 @@ class Dimensions:
 
 
 @dataclass
-class Batch:
-    """One batch of users: their dense interaction rows, their row in the training index
-    (-1 for users folded in after training, who have no learned embedding), and their side
-    features when the model reads them."""
+class SparseRows:
+    """Rows of a sparse user×item matrix as CSR parts on the device. A history row is
+    mostly zeros, so a model that reads only the non-zeros (``vae``'s first layer and
+    loss) never needs the dense rows at all."""
 
-    x: torch.Tensor
+    starts: torch.Tensor
+    columns: torch.Tensor
+    values: torch.Tensor
+    n_columns: int
+
+    @classmethod
+    def of(cls, matrix: sp.csr_matrix, rows: np.ndarray, device: torch.device) -> SparseRows:
+        block = sp.csr_matrix(matrix[rows], dtype=np.float32)
+        block.sort_indices()
+        parts = [torch.from_numpy(np.asarray(a)) for a in
+                 (block.indptr[:-1].astype(np.int64), block.indices.astype(np.int64),
+                  block.data)]
+        if device.type == "cuda":
+            parts = [t.pin_memory().to(device, non_blocking=True) for t in parts]
+        return cls(*parts, n_columns=block.shape[1])
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.starts)
+
+    def row_of_each(self) -> torch.Tensor:
+        """The row of each non-zero."""
+        ends = torch.cat([self.starts[1:], self.starts.new_tensor([len(self.values)])])
+        return torch.repeat_interleave(torch.arange(self.n_rows, device=self.starts.device),
+                                       ends - self.starts)
+
+    def dense(self) -> torch.Tensor:
+        out = torch.zeros(self.n_rows, self.n_columns, device=self.values.device)
+        out[self.row_of_each(), self.columns] = self.values
+        return out
+
+
+@dataclass
+class Batch:
+    """One batch of users: their interaction rows, their row in the training index (-1
+    for users folded in after training, who have no learned embedding), and their side
+    features when the model reads them.
+
+    ``x`` and ``target`` are the rows made dense on first use (and only then): a model
+    that reads ``inputs`` / ``targets`` as sparse rows never pays for them."""
+
+    inputs: SparseRows
     rows: torch.Tensor
     side: torch.Tensor | None = None
-    #: What the model should predict when it is not ``x`` itself (next-window training).
-    target: torch.Tensor | None = None
+    #: What the model should predict when it is not the input itself (next-window).
+    targets: SparseRows | None = None
     #: Anything else a model's own ``batch()`` adds (e.g. per-window slices).
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     #: On several processes, this process's share of the batch's users times the number
@@ -119,10 +161,31 @@ class Batch:
     #: gives the whole batch's gradient (1 on one process).
     share: float = 1.0
 
+    @cached_property
+    def x(self) -> torch.Tensor:
+        """The input rows, dense (users × items)."""
+        return self.inputs.dense()
+
+    @cached_property
+    def target(self) -> torch.Tensor | None:
+        return None if self.targets is None else self.targets.dense()
+
+    @property
+    def input(self) -> torch.Tensor | SparseRows:
+        """The input for a model that reads either form: the dense rows once they exist
+        (an explanation sets them, to take gradients through them), else the sparse
+        rows."""
+        return self.__dict__.get("x", self.inputs)
+
     @property
     def goal(self) -> torch.Tensor:
-        """The rows to predict: the target when there is one, else the input."""
+        """The rows to predict, dense: the target when there is one, else the input."""
         return self.x if self.target is None else self.target
+
+    @property
+    def goal_rows(self) -> SparseRows:
+        """The rows to predict as sparse rows."""
+        return self.inputs if self.targets is None else self.targets
 
 
 @dataclass
@@ -231,10 +294,10 @@ class TorchModel(Model):
     def _batch(self, inputs: sp.csr_matrix, targets: sp.csr_matrix | None, idx: np.ndarray,
                users: np.ndarray, side: np.ndarray | None) -> Batch:
         return Batch(
-            x=densify(inputs, idx, self.device),
+            inputs=SparseRows.of(inputs, idx, self.device),
             rows=torch.as_tensor(users, dtype=torch.long, device=self.device),
             side=None if side is None else torch.from_numpy(side).to(self.device),
-            target=None if targets is None else densify(targets, idx, self.device))
+            targets=None if targets is None else SparseRows.of(targets, idx, self.device))
 
     def fit(self, features: Features, validation: Validation | None, ctx: Context) -> None:
         train(self, features, validation, ctx)

@@ -7,54 +7,71 @@ import torch.nn.functional as F
 from torch import nn
 
 from penchant import Param
-from penchant.training import Batch, Dimensions, TorchModel
+from penchant.training import Batch, Dimensions, SparseRows, TorchModel
 
 
 class MultVAENet(nn.Module):
-    """Encoder n_items → hidden → (mu, logvar); decoder latent → hidden → n_items logits."""
+    """Encoder n_items → hidden → (mu, logvar); decoder latent → hidden → n_items logits.
+
+    The first layer is an items × hidden table (``table``, ``bias``): a history row's
+    product with it is the weighted sum of its items' rows (``embedding_bag``), read
+    contiguously. A history row is typically well under 1 % non-zero, so a dense product
+    would spend nearly all of the encoder's arithmetic, forward and backward, on zeros;
+    and dropout is drawn on the non-zeros alone, the same in distribution (a dropped zero
+    is still zero)."""
 
     def __init__(self, n_items: int, hidden: int, latent: int, dropout: float) -> None:
         super().__init__()
         self.drop = nn.Dropout(dropout)
-        # Checkpoints name the first layer's weights after this Sequential (encoder.0).
-        self.encoder = nn.Sequential(nn.Linear(n_items, hidden), nn.Tanh())
+        first = nn.Linear(n_items, hidden)  # for its initialisation
+        self.table = nn.Parameter(first.weight.detach().t().contiguous())
+        self.bias = first.bias
         self.to_mu = nn.Linear(hidden, latent)
         self.to_logvar = nn.Linear(hidden, latent)
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(),
                                      nn.Linear(hidden, n_items))
+        self._register_load_state_dict_pre_hook(_dense_first_layer)
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``x``: users × items, each row a history (mostly zeros)."""
-        h = torch.tanh(self.first_layer(F.normalize(x, dim=-1)))
+    def encode(self, x: torch.Tensor | SparseRows) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: users × items, each row a history (mostly zeros), dense or sparse rows."""
+        if isinstance(x, SparseRows):
+            rows, cols, values = x.row_of_each(), x.columns, x.values
+            starts, n = x.starts, x.n_rows
+        else:
+            # Gradients reach a dense x through its non-zeros: all that gradient × input
+            # explanations read.
+            rows, cols = x.nonzero(as_tuple=True)
+            values, n = x[rows, cols], len(x)
+            starts = torch.searchsorted(rows, torch.arange(n, device=x.device))
+        norm = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(
+            0, rows, values * values).sqrt().clamp_min(1e-12)
+        weights = self.drop(values / norm[rows]).to(self.table.dtype)
+        h = torch.tanh(F.embedding_bag(cols, self.table, starts, mode="sum",
+                                       per_sample_weights=weights) + self.bias)
         return self.to_mu(h), self.to_logvar(h)
 
-    def first_layer(self, x: torch.Tensor) -> torch.Tensor:
-        """Dropout, then the first linear layer, over the non-zeros of ``x`` alone.
-
-        A history row is typically well under 1 % non-zero, so the dense product spends
-        nearly all of the encoder's arithmetic, forward and backward, on zeros, and dense
-        dropout draws a random number per zero. Dropping only non-zeros is the same in
-        distribution (a dropped zero is still zero), and the product becomes a weighted
-        sum of the weight rows of each user's items. Gradients still reach ``x`` through
-        its non-zeros, which is all that gradient × input explanations read."""
-        linear = self.encoder[0]
-        rows, cols = x.nonzero(as_tuple=True)
-        values = self.drop(x[rows, cols])
-        starts = torch.searchsorted(rows, torch.arange(len(x), device=x.device))
-        # embedding_bag gathers rows of an items × hidden table: the transposed weight. As
-        # a view it is read with a stride, costly per non-zero; a contiguous copy costs one
-        # pass over the whole weight (~16 ms at 10k items). A few non-zeros (one user being
-        # scored) are cheaper gathered in place, a training batch's many after the copy.
-        table = linear.weight.t()
-        if len(cols) * 8 > table.shape[0]:
-            table = table.contiguous()
-        return F.embedding_bag(cols, table, starts, mode="sum",
-                               per_sample_weights=values.to(linear.weight.dtype)) + linear.bias
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor | SparseRows
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decoder(z), mu, logvar
+
+
+def _dense_first_layer(state: dict, prefix: str, *_: object) -> None:
+    """Checkpoints written before the first layer became a table hold it as a dense
+    layer, ``encoder.0`` (hidden × items): read them as the table."""
+    old = prefix + "encoder.0.weight"
+    if old in state:
+        state[prefix + "table"] = state.pop(old).t().contiguous()
+        state[prefix + "bias"] = state.pop(prefix + "encoder.0.bias")
+
+
+def multinomial_nll(logits: torch.Tensor, goal: SparseRows) -> torch.Tensor:
+    """Mean over users of −Σ_i goal_ui · log softmax(logits_u)_i, read at the goal's
+    non-zeros only."""
+    log_p = F.log_softmax(logits.float(), dim=1)
+    picked = log_p[goal.row_of_each(), goal.columns] * goal.values
+    return -picked.sum() / goal.n_rows
 
 
 class MultVAE(TorchModel):
@@ -82,11 +99,11 @@ class MultVAE(TorchModel):
         return min(self.params.beta_cap, self.params.beta_cap * step / self.params.anneal_steps)
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.module(batch.x)
+        return self.module(batch.input)
 
     def losses(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits, mu, logvar = self.forward(batch)
-        nll = -(F.log_softmax(logits.float(), dim=1) * batch.goal).sum(dim=1).mean()
+        nll = multinomial_nll(logits, batch.goal_rows)
         kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(dim=1)).mean()
         beta = self.beta(step)
         return {"loss": nll + beta * kl, "nll": nll.detach(), "kl": kl.detach(),
@@ -98,4 +115,4 @@ class MultVAE(TorchModel):
 
     def latent(self, batch: Batch) -> torch.Tensor:
         """The encoder's mean: where the user sits in the latent interest space."""
-        return self.module.encode(batch.x)[0]
+        return self.module.encode(batch.input)[0]
