@@ -43,13 +43,15 @@ class _StaticScores(Model):
 
 
 def distinct_users_per_item(features: Features, since: pd.Timestamp | None = None) -> np.ndarray:
-    frame = features.dataset.events.frame
+    """How many of the features' users touched each item (since ``since``), counted on
+    integer (user, item) pairs."""
+    rows, cols = features.coordinates()
+    keep = (rows >= 0) & (cols >= 0)
     if since is not None:
-        frame = frame[frame["time"] >= since]
-    pairs = pd.DataFrame({"user": frame["user"].astype("string"),
-                          "item": frame["item"].astype("string")}).drop_duplicates()
-    counts = pairs["item"].value_counts()
-    return counts.reindex(features.items, fill_value=0).to_numpy(dtype=np.float64)
+        keep &= (features.dataset.events.frame["time"] >= since).to_numpy()
+    n = len(features.items)
+    pairs = np.unique(rows[keep].astype(np.int64) * n + cols[keep])
+    return np.bincount(pairs % n, minlength=n).astype(np.float64)
 
 
 class Popularity(_StaticScores):
