@@ -51,11 +51,16 @@ def test_plugins_list_and_info(capsys) -> None:
     assert "beta_cap (float; default 0.2" in info and "epochs (int" in info
 
 
-@pytest.mark.parametrize("argv", [["run"], ["plugins"], ["recommend", "1"]])
-def test_usage_errors_exit_with_argparse_code(argv) -> None:
+@pytest.mark.parametrize("argv", [["run"], ["plugins"], ["recommend", "1"],
+                                  ["run", "p.toml", "--nproc", "0"],
+                                  ["run", "p.toml", "--nproc", "-2"],
+                                  ["run", "p.toml", "--nproc", "two"]])
+def test_usage_errors_exit_with_argparse_code(argv, capsys) -> None:
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+    if "--nproc" in argv:
+        assert "is not a number of processes (1 or more)" in capsys.readouterr().err
 
 
 def test_generate_demo_shop_writes_a_runnable_shop(tmp_path, capsys) -> None:

@@ -308,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue an interrupted or failed run from its last checkpoint, "
                           "with the pipeline it recorded")
     run.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    run.add_argument("--nproc", type=int, default=1, metavar="N",
+    run.add_argument("--nproc", type=_process_count, default=1, metavar="N",
                      help="train on N processes of this machine with DistributedDataParallel "
                           "(gloo on CPUs, NCCL with one GPU each); torchrun starts them on "
                           "several machines")
@@ -421,6 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
 def _warn_failures(registry: Any) -> None:
     for failure in registry.failures:
         print(f"warning: plugin skipped: {failure}", file=sys.stderr)
+
+
+def _process_count(text: str) -> int:
+    """--nproc: a whole number of processes, at least one."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of processes (1 or more)")
+    return n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
