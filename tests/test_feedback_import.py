@@ -76,6 +76,20 @@ def test_json_lines_gzip_with_run_ids_in_the_file(store, run_id, tmp_path) -> No
     assert stored.loc["i002", "note"] == "liked the colour"
 
 
+def test_json_booleans_are_neither_ranks_nor_run_ids(store, run_id, tmp_path) -> None:
+    records = rows(2, run_id)
+    records[0]["rank"] = True
+    records[1]["run_id"] = False
+    path = tmp_path / "feedback.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    with pytest.raises(DataError) as caught:
+        import_file(path, store)
+    message = str(caught.value)
+    assert f"{path} line 1, column 'rank': True is not a position" in message
+    assert f"{path} line 2, column 'run_id': False is not a run id" in message
+    assert feedback.read(store).empty
+
+
 def test_bad_rows_name_file_line_and_column_and_keep_earlier_batches(store, run_id,
                                                                      tmp_path) -> None:
     records = rows(10)

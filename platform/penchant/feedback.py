@@ -172,7 +172,7 @@ def _run_ids(raw: pd.DataFrame, default: int | None, bad: Any,
              store: RunStore | None) -> pd.Series:
     given = raw["run_id"] if "run_id" in raw.columns else pd.Series(pd.NA, index=raw.index)
     present = given.map(_present).astype(bool)
-    numbers = pd.to_numeric(given.where(present), errors="coerce")
+    numbers = _numbers(given, present)
     whole = _counting_number(numbers)
     bad(present & ~whole, "run_id", lambda v: f"{v!r} is not a run id")
     if default is None:
@@ -189,10 +189,17 @@ def _ranks(raw: pd.DataFrame, bad: Any) -> pd.Series:
     if "rank" not in raw.columns:
         return pd.Series(pd.NA, index=raw.index, dtype="Int64")
     present = raw["rank"].map(_present).astype(bool)
-    numbers = pd.to_numeric(raw["rank"].where(present), errors="coerce")
+    numbers = _numbers(raw["rank"], present)
     whole = _counting_number(numbers)
     bad(present & ~whole, "rank", lambda v: f"{v!r} is not a position (1 = first shown)")
     return numbers.where(whole).astype("Int64")
+
+
+def _numbers(values: pd.Series, present: pd.Series) -> pd.Series:
+    """The present values as numbers (NaN where not one). A JSON ``true`` is not the
+    number 1 here, though Python and pandas would take it as such."""
+    return pd.to_numeric(values.where(present & ~values.map(lambda v: isinstance(v, bool))
+                                      .astype(bool)), errors="coerce")
 
 
 def _counting_number(numbers: pd.Series) -> pd.Series:
