@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +126,22 @@ def write_recommendations(path: Path, recs: Recommendations) -> Path:
 def write_losses(path: Path, rows: list[dict[str, Any]]) -> Path:
     frame = pd.DataFrame(rows, columns=["model", "epoch", "term", "value"])
     return atomic.write_text(path, frame.to_csv(index=False))
+
+
+def remove_run_files(out_dir: Path, files: Iterable[str | Path]) -> list[Path]:
+    """Delete what a run wrote into ``out_dir``: its recorded files (``files``, already
+    checked to lie inside it) and its ``work`` folder (checkpoints); then the folder when
+    nothing else is left in it. Returns what is left: files the run did not write (a
+    folder given with ``--out`` may hold a user's own) are never touched."""
+    out_dir = Path(out_dir)
+    for path in files:
+        Path(path).unlink(missing_ok=True)
+    work = out_dir / "work"
+    if work.is_dir() and not work.is_symlink():
+        shutil.rmtree(work)
+    if not out_dir.is_dir():
+        return []
+    left = sorted(out_dir.iterdir())
+    if not left:
+        out_dir.rmdir()
+    return left

@@ -122,6 +122,24 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_runs_delete(args: argparse.Namespace) -> int:
+    from penchant.artifacts import remove_run_files
+
+    store = _store(args)
+    files = store.artifacts(args.id)  # checked to lie in the run's folder, before forgetting
+    record = store.delete_run(args.id, with_feedback=args.with_feedback)
+    print(f"deleted run {record.id} ({record.name}, {record.model}) from the run store")
+    if args.keep_files or not record.out_dir:
+        return 0
+    left = remove_run_files(Path(record.out_dir), files.values())
+    if left:
+        print(f"removed its files; {record.out_dir} keeps {len(left)} it did not write: "
+              + ", ".join(p.name for p in left[:5]) + (" …" if len(left) > 5 else ""))
+    else:
+        print(f"removed its folder {record.out_dir}")
+    return 0
+
+
 def cmd_runs_compare(args: argparse.Namespace) -> int:
     from penchant.report import compare_table
 
@@ -337,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs_compare.add_argument("--all", action="store_true",
                               help="every metric, not only ndcg, recall, hit rate and users")
     runs_compare.set_defaults(func=cmd_runs_compare)
+    runs_delete = runs.add_parser("delete", help="forget a run and remove the files it wrote")
+    runs_delete.add_argument("id", type=int)
+    runs_delete.add_argument("--with-feedback", action="store_true",
+                             help="also delete the feedback given on its lists (refused "
+                                  "without this when there is any)")
+    runs_delete.add_argument("--keep-files", action="store_true",
+                             help="forget the run but leave its folder as it is")
+    runs_delete.set_defaults(func=cmd_runs_delete)
 
     plugins = sub.add_parser("plugins", help="installed components").add_subparsers(
         dest="plugins_command", required=True)

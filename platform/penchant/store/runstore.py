@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, insert, select, update
+from sqlalchemy import create_engine, delete, event, func, insert, select, update
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -204,6 +204,31 @@ class RunStore:
                     status="interrupted", finished_at=_now(),
                     error="the process ended without recording a result (killed?)"))
         return len(dead)
+
+    def delete_run(self, run_id: int, with_feedback: bool = False) -> RunRecord:
+        """Forget a run: its record, metrics, losses, artifact list and, only when
+        ``with_feedback``, the feedback shoppers gave on its lists (refused otherwise, so
+        feedback meant for the next training is never lost by accident). One transaction:
+        a failure leaves the run whole. The caller removes the run's files (see
+        :func:`penchant.run_files.remove_run_files`), which the store does not own."""
+        self.reap_stale()
+        record = self.run(run_id)
+        if record.status == ACTIVE:
+            raise StoreError(f"run {run_id} is still running (process {record.pid} on "
+                             f"{record.host}); stop it first")
+        with self.engine.begin() as conn:
+            given = conn.execute(select(func.count()).select_from(schema.feedback).where(
+                schema.feedback.c.run_id == run_id)).scalar_one()
+            if given and not with_feedback:
+                raise StoreError(f"run {run_id} has {given} feedback event(s), which the "
+                                 "next training may read; delete them with the run by "
+                                 "asking for it (--with-feedback)")
+            conn.execute(update(schema.source_marks).where(
+                schema.source_marks.c.run_id == run_id).values(run_id=None))
+            for table in (schema.feedback, schema.artifacts, schema.losses, schema.metrics):
+                conn.execute(delete(table).where(table.c.run_id == run_id))
+            conn.execute(delete(schema.runs).where(schema.runs.c.id == run_id))
+        return record
 
     # -- reading -----------------------------------------------------------------------
 
