@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from PySide6.QtCore import Qt
 
@@ -210,3 +211,45 @@ def test_runs_evaluated_without_k20_show_their_deepest_k(qtbot, store: RunStore)
     view.select_runs([run_id])
     assert list(view.details.metrics_model.frame.columns) == [
         "model", "role", "7d ndcg@10", "7d recall@10"]
+
+
+def test_delete_asks_first_then_forgets_the_selected_runs(qtbot, filled: RunStore,
+                                                         tmp_path: Path) -> None:
+    from penchant import feedback
+
+    folder = tmp_path / "run-2"
+    folder.mkdir()
+    (folder / "metrics.json").write_text("{}")
+    filled.set_out_dir(2, str(folder))
+    filled.add_artifacts(2, {"metrics": folder / "metrics.json"})
+    feedback.record(filled, feedback.check(pd.DataFrame({
+        "run_id": [1], "user": ["u1"], "item": ["i1"], "time": ["2024-06-01T10:00:00Z"],
+        "kind": ["click"]}), "test"), "test")
+    view = RunsView(filled)
+    qtbot.addWidget(view)
+    assert not view.delete_button.isEnabled()
+    asked: list[str] = []
+    answers = iter([False, True])
+    view.confirm = lambda title, text: asked.append(text) or next(answers)
+    view.select_runs([1, 2])
+    assert view.delete_button.isEnabled()
+    qtbot.mouseClick(view.delete_button, Qt.MouseButton.LeftButton)  # "Cancel"
+    assert "1 feedback event(s)" in asked[0] and "runs 2 (shop-ease), 1 (shop-vae) " in asked[0]
+    assert filled.run_ids([1, 2]) == {1, 2} and folder.exists()
+    qtbot.mouseClick(view.delete_button, Qt.MouseButton.LeftButton)  # "Yes"
+    assert filled.run_ids([1, 2, 3, 4]) == {3, 4} and filled.feedback() == []
+    assert not folder.exists()
+    assert column(view, "id") == ["4", "3"]
+
+
+def test_a_run_that_cannot_be_deleted_is_reported(qtbot, filled: RunStore) -> None:
+    live = filled.start_run("live", "vae", "", {}, None)
+    view = RunsView(filled)
+    qtbot.addWidget(view)
+    view.confirm = lambda title, text: True
+    warned: list[str] = []
+    view.warn = lambda title, text: warned.append(text)
+    view.select_runs([live, 4])
+    view.delete_selected()
+    assert warned and f"run {live}: run {live} is still running" in warned[0]
+    assert filled.run_ids([live, 4]) == {live}

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QSplitter,
     QStackedWidget,
@@ -43,6 +44,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from penchant.artifacts import delete_run
+from penchant.errors import PenchantError
 from penchant.report import LIGHT, horizon_order
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
@@ -654,6 +657,10 @@ class RunsView(QWidget):
         self.compare_button.setToolTip("Select two or more runs (Ctrl- or Shift-click) to "
                                        "compare their metrics and loss curves")
         self.compare_button.setEnabled(False)
+        self.delete_button = QPushButton("Delete…")
+        self.delete_button.setToolTip("Forget the selected runs and remove the files they "
+                                      "wrote (asks first)")
+        self.delete_button.setEnabled(False)
         self.refresh_button = QPushButton("Refresh")
 
         self.model = RunsTableModel(self)
@@ -705,6 +712,7 @@ class RunsView(QWidget):
         bar.addWidget(self.status_combo)
         bar.addWidget(self.count_label, 1)
         bar.addWidget(self.compare_button)
+        bar.addWidget(self.delete_button)
         bar.addWidget(self.refresh_button)
         layout = QVBoxLayout(self)
         layout.addLayout(bar)
@@ -714,6 +722,7 @@ class RunsView(QWidget):
         self.status_combo.currentTextChanged.connect(self._status_changed)
         self.compare_button.clicked.connect(self.compare)
         self.hint_compare.clicked.connect(self.compare)
+        self.delete_button.clicked.connect(self.delete_selected)
         self.refresh_button.clicked.connect(self.refresh)
         self.details.refresh_button.clicked.connect(self.refresh)
         self.details.open_button.clicked.connect(self._open_pipeline)
@@ -752,6 +761,41 @@ class RunsView(QWidget):
         self._select(list(run_ids))
         self._selection_changed()
 
+    def delete_selected(self) -> None:
+        """Delete the selected runs, once the user has agreed to what goes with them
+        (their files, and any feedback given on their lists)."""
+        ids = self.selected_ids()
+        if not ids:
+            return
+        given = sum(len(self.store.feedback([i])) for i in ids)
+        names = ", ".join(f"{i} ({self._records[i].name})" for i in ids[:5]) + (
+            " …" if len(ids) > 5 else "")
+        text = (f"Delete run{'s' if len(ids) > 1 else ''} {names} from the run store and "
+                "remove the files they wrote?")
+        if given:
+            text += (f"\n\n{given} feedback event(s) given on their lists will be deleted "
+                     "too, and no later training will learn from them.")
+        if not self.confirm("Delete runs", text):
+            return
+        problems = []
+        for run_id in ids:
+            try:
+                delete_run(self.store, run_id, with_feedback=True)
+            except (PenchantError, OSError) as exc:
+                problems.append(f"run {run_id}: {exc}")
+        self.refresh()
+        if problems:
+            self.warn("Some runs were not deleted", "\n".join(problems))
+
+    def confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(self, title, text, QMessageBox.StandardButton.Yes
+                                      | QMessageBox.StandardButton.Cancel,
+                                      QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def warn(self, title: str, text: str) -> None:
+        QMessageBox.warning(self, title, text)
+
     def compare(self) -> None:
         ids = self.selected_ids()
         if len(ids) < 2:
@@ -779,6 +823,7 @@ class RunsView(QWidget):
     def _selection_changed(self, *_: Any) -> None:
         ids = self.selected_ids()
         self.compare_button.setEnabled(len(ids) >= 2)
+        self.delete_button.setEnabled(bool(ids))
         if len(ids) == 1:
             run_id = ids[0]
             self.details.show_run(self._records[run_id], self._metrics[run_id],

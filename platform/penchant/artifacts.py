@@ -13,7 +13,7 @@ import json
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from penchant.data import Features, Recommendations
 from penchant.errors import StoreError
 from penchant.explain import item_categories
 from penchant.plugins import Registry
+
+if TYPE_CHECKING:
+    from penchant.store import RunRecord, RunStore
 
 MODEL_FORMAT = 1
 
@@ -126,6 +129,18 @@ def write_recommendations(path: Path, recs: Recommendations) -> Path:
 def write_losses(path: Path, rows: list[dict[str, Any]]) -> Path:
     frame = pd.DataFrame(rows, columns=["model", "epoch", "term", "value"])
     return atomic.write_text(path, frame.to_csv(index=False))
+
+
+def delete_run(store: RunStore, run_id: int, with_feedback: bool = False,
+               keep_files: bool = False) -> tuple[RunRecord, list[Path]]:
+    """Forget a run (:meth:`RunStore.delete_run`), then remove what it wrote unless
+    ``keep_files``: the run's record and what its folder keeps (see
+    :func:`remove_run_files`). What ``penchant runs delete`` and the app's Delete do."""
+    files = store.artifacts(run_id)  # checked to lie in the run's folder, while known
+    record = store.delete_run(run_id, with_feedback=with_feedback)
+    if keep_files or not record.out_dir:
+        return record, []
+    return record, remove_run_files(Path(record.out_dir), files.values())
 
 
 def remove_run_files(out_dir: Path, files: Iterable[str | Path]) -> list[Path]:

@@ -123,15 +123,12 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_delete(args: argparse.Namespace) -> int:
-    from penchant.artifacts import remove_run_files
+    from penchant.artifacts import delete_run
 
-    store = _store(args)
-    files = store.artifacts(args.id)  # checked to lie in the run's folder, before forgetting
-    record = store.delete_run(args.id, with_feedback=args.with_feedback)
+    record, left = delete_run(_store(args), args.id, args.with_feedback, args.keep_files)
     print(f"deleted run {record.id} ({record.name}, {record.model}) from the run store")
     if args.keep_files or not record.out_dir:
         return 0
-    left = remove_run_files(Path(record.out_dir), files.values())
     if left:
         print(f"removed its files; {record.out_dir} keeps {len(left)} it did not write: "
               + ", ".join(p.name for p in left[:5]) + (" …" if len(left) > 5 else ""))
