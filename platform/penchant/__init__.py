@@ -16,7 +16,14 @@ from penchant.components import (
     Source,
     Validation,
 )
-from penchant.data import EPOCH_MS_FROM, Dataset, Events, Features, Recommendations
+from penchant.data import (
+    EPOCH_MS_FROM,
+    Dataset,
+    Events,
+    Features,
+    Recommendations,
+    distinct_pairs,
+)
 from penchant.errors import DataError, PenchantError, PipelineError, PluginError, StoreError
 from penchant.hookspecs import hookimpl
 from penchant.params import Param, ParamValues, parse_duration
@@ -46,6 +53,7 @@ __all__ = [
     "StoreError",
     "Validation",
     "__version__",
+    "distinct_pairs",
     "hookimpl",
     "mask_url",
     "parse_duration",

@@ -96,6 +96,20 @@ def _text_categories(column: pd.Series) -> pd.Series:
     return column.cat.rename_categories(categories.astype(text))
 
 
+def distinct_pairs(users: np.ndarray, items: np.ndarray,
+                   n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """User and item code of each distinct (user, item) pair.
+
+    One int64 key per event and a sort: ``np.unique`` (numpy 2.4) on millions of keys is
+    tens of times slower.
+    """
+    key = np.sort(users * n_items + items)
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = key[1:] != key[:-1]
+    key = key[first]
+    return key // n_items, key % n_items
+
+
 def positions(column: pd.Series, index: pd.Index) -> np.ndarray:
     """Where each id of ``column`` sits in ``index`` (-1 when outside it). An events
     column is categorical: looking up each distinct id once and taking by code costs a

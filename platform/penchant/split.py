@@ -14,7 +14,7 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
-from penchant.data import Events
+from penchant.data import Events, distinct_pairs
 from penchant.errors import PipelineError
 from penchant.params import parse_duration
 
@@ -76,7 +76,7 @@ def relevant_items(train: Events, test: Events, cutoff: pd.Timestamp,
     train_users, test_users, users = _shared_codes(train.frame["user"], test.frame["user"])
     train_items, test_items, items = _shared_codes(train.frame["item"], test.frame["item"])
     n = len(items)
-    history = np.unique(train_users * n + train_items)
+    history = _keys(*distinct_pairs(train_users, train_items, n), n)
     known = np.zeros(len(users), dtype=bool)
     known[train_users[train_users >= 0]] = True
     user_ids, item_ids = np.asarray(users, dtype=object), np.asarray(items, dtype=object)
@@ -86,13 +86,18 @@ def relevant_items(train: Events, test: Events, cutoff: pd.Timestamp,
         start, end = horizon_window(cutoff, horizon)
         window = ((times >= start) & (times < end)).to_numpy() & (test_users >= 0) \
             & (test_items >= 0)
-        keys = np.unique(test_users[window] * n + test_items[window])
+        keys = _keys(*distinct_pairs(test_users[window], test_items[window], n), n)
         keys = keys[known[keys // n] & ~_in_sorted(keys, history)]
         user, item = keys // n, keys % n
         cuts = np.flatnonzero(np.diff(user)) + 1
         out[horizon] = {user_ids[u[0]]: item_ids[i].tolist() for u, i in
                         zip(np.split(user, cuts), np.split(item, cuts), strict=True) if len(u)}
     return out
+
+
+def _keys(users: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
+    """Sorted int64 keys of (user, item) pairs."""
+    return users * n + items
 
 
 def _shared_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:

@@ -9,7 +9,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 
-from penchant import Context, Features, Model, Param, parse_duration
+from penchant import Context, Features, Model, Param, distinct_pairs, parse_duration
 
 
 class _StaticScores(Model):
@@ -49,9 +49,8 @@ def distinct_users_per_item(features: Features, since: pd.Timestamp | None = Non
     keep = (rows >= 0) & (cols >= 0)
     if since is not None:
         keep &= (features.dataset.events.frame["time"] >= since).to_numpy()
-    n = len(features.items)
-    pairs = np.unique(rows[keep].astype(np.int64) * n + cols[keep])
-    return np.bincount(pairs % n, minlength=n).astype(np.float64)
+    _, items = distinct_pairs(rows[keep].astype(np.int64), cols[keep], len(features.items))
+    return np.bincount(items, minlength=len(features.items)).astype(np.float64)
 
 
 class Popularity(_StaticScores):

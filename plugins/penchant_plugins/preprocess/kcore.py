@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from penchant import Dataset, Param, Preprocessor
+from penchant import Dataset, Param, Preprocessor, distinct_pairs
 from penchant_plugins.preprocess._rows import keep_rows
 
 if TYPE_CHECKING:
@@ -63,20 +63,6 @@ class KCore(Preprocessor):
                 f"item_min {self.params.item_min})")
         return dataset.with_events(keep_rows(events, keep),
                                    note=f"{self.name}: -{removed['events_removed']} events")
-
-
-def distinct_pairs(users: np.ndarray, items: np.ndarray,
-                   n_items: int) -> tuple[np.ndarray, np.ndarray]:
-    """User and item code of each distinct (user, item) pair.
-
-    One int64 key per event and a sort: ``np.unique`` on millions of keys is several times
-    slower.
-    """
-    key = np.sort(users * n_items + items)
-    first = np.ones(len(key), dtype=bool)
-    first[1:] = key[1:] != key[:-1]
-    key = key[first]
-    return key // n_items, key % n_items
 
 
 def core_counts(pair_user: np.ndarray, pair_item: np.ndarray, n_users: int, n_items: int,
