@@ -30,7 +30,7 @@ class MultVAENet(nn.Module):
         self.to_logvar = nn.Linear(hidden, latent)
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(),
                                      nn.Linear(hidden, n_items))
-        self._register_load_state_dict_pre_hook(_dense_first_layer)
+        self.register_load_state_dict_pre_hook(_dense_first_layer)
 
     def encode(self, x: torch.Tensor | SparseRows) -> tuple[torch.Tensor, torch.Tensor]:
         """``x``: users × items, each row a history (mostly zeros), dense or sparse rows."""
@@ -57,7 +57,7 @@ class MultVAENet(nn.Module):
         return self.decoder(z), mu, logvar
 
 
-def _dense_first_layer(state: dict, prefix: str, *_: object) -> None:
+def _dense_first_layer(_: nn.Module, state: dict, prefix: str, *__: object) -> None:
     """Checkpoints written before the first layer became a table hold it as a dense
     layer, ``encoder.0`` (hidden × items): read them as the table."""
     old = prefix + "encoder.0.weight"
