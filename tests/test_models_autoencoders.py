@@ -221,3 +221,37 @@ def test_trains_on_cuda_with_autocast(cls, features, tmp_path) -> None:
     loaded, _ = load_model(save_model(model, features.items, tmp_path / "m.pt"),
                            registry_with(*MODELS))
     np.testing.assert_allclose(all_scores(loaded, features), scores, atol=1e-2)
+
+
+@pytest.mark.parametrize("model_class", [MultDAE, CDAE], ids=["dae", "cdae"])
+def test_next_window_losses_score_the_target_not_the_input(model_class) -> None:
+    """With ``target = "next-window"`` a batch's targets differ from its inputs; the loss
+    must be the one of predicting the targets (it was the input's for dae and cdae)."""
+    import scipy.sparse as sp
+
+    from penchant.training import Dimensions, SparseRows, TrainingSet
+
+    torch.manual_seed(0)
+    params = {**SMALL[model_class.name], "negatives": 0.0} if model_class is CDAE \
+        else SMALL[model_class.name]
+    model = model_class({**params, "target": "next-window"})
+    model.dims = Dimensions(n_users=4, n_items=6)
+    model.module = model.build(model.dims).eval()  # eval: no dropout, no sampled negatives
+    inputs = sp.csr_matrix(np.array([[1, 1, 0, 0, 0, 0], [0, 0, 1, 0, 0, 0]], np.float32))
+    targets = sp.csr_matrix(np.array([[0, 0, 0, 1, 0, 0], [0, 0, 0, 0, 1, 1]], np.float32))
+    data = TrainingSet(inputs, targets, np.array([0, 1]), np.zeros((2, 0), np.float32))
+    batch = model.training_batch(data, np.array([0, 1]))
+    logits = model.predict(batch).float()
+    goal = SparseRows.of(targets, np.array([0, 1]), torch.device("cpu")).dense()
+    if model_class is MultDAE:
+        expected = -(torch.log_softmax(logits, dim=1) * goal).sum(dim=1).mean()
+    else:
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, goal, reduction="none").sum(dim=1).mean()
+    loss = model.losses(batch, step=0)["loss"]
+    torch.testing.assert_close(loss, expected)
+
+
+def test_cfgan_refuses_next_window_training() -> None:
+    with pytest.raises(penchant.PipelineError, match="cfgan: target = 'next-window' is not"):
+        CFGAN({"target": "next-window"})

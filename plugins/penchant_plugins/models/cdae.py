@@ -92,10 +92,10 @@ class CDAE(TorchModel):
         return CDAENet(dims.n_users, dims.n_items, p.hidden, p.dropout, p.unknown_user)
 
     def losses(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
-        seen = batch.x > 0
-        target = seen.float()
-        logits = self.module(target, batch.rows).float()
-        picked = (seen | sample_negatives(seen, self.params.negatives)).float()
+        goal = batch.goal > 0  # the input itself, or what comes next (next-window)
+        target = goal.float()
+        logits = self.module(present(batch.x), batch.rows).float()
+        picked = (goal | sample_negatives(goal, self.params.negatives)).float()
         bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
         loss = (bce * picked).sum(dim=1).mean()
         return {"loss": loss, "bce": loss.detach()}

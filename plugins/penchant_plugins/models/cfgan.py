@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from penchant import Param
+from penchant import Param, PipelineError
 from penchant.training import Batch, Dimensions, TorchModel, autocast
 
 #: Adam's momentum lowered from 0.9 to 0.5, the usual GAN setting (Radford et al. 2016): the
@@ -116,6 +117,15 @@ class CFGAN(TorchModel):
         Param("clip_norm", "float", 10.0, min=0,
               help="largest gradient norm of either net per update (0: no clipping)"),
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.params.target != "reconstruct":
+            raise PipelineError(
+                f"[model] cfgan: target = {self.params.target!r} is not supported: its "
+                "discriminator judges a user's own purchase vector against the one generated "
+                "from it; use target = \"reconstruct\", or vae, dae or cdae to train on "
+                "what comes next")
 
     def build(self, dims: Dimensions) -> nn.Module:
         p = self.params

@@ -10,6 +10,7 @@ from torch import nn
 
 from penchant import Param
 from penchant.training import Batch, Dimensions, TorchModel
+from penchant_plugins.models.vae import multinomial_nll
 
 
 class MultDAENet(nn.Module):
@@ -61,7 +62,7 @@ class MultDAE(TorchModel):
 
     def losses(self, batch: Batch, step: int) -> dict[str, torch.Tensor]:
         logits = self.module(batch.x)
-        nll = -(F.log_softmax(logits.float(), dim=1) * batch.x).sum(dim=1).mean()
+        nll = multinomial_nll(logits, batch.goal_rows)
         return {"loss": nll, "nll": nll.detach()}
 
     def predict(self, batch: Batch) -> torch.Tensor:
