@@ -76,7 +76,8 @@ def relevant_items(train: Events, test: Events, cutoff: pd.Timestamp,
     train_users, test_users, users = _shared_codes(train.frame["user"], test.frame["user"])
     train_items, test_items, items = _shared_codes(train.frame["item"], test.frame["item"])
     n = len(items)
-    history = _keys(*distinct_pairs(train_users, train_items, n), n)
+    seen_users, seen_items = distinct_pairs(train_users, train_items, n)
+    history = seen_users * n + seen_items  # sorted, as distinct_pairs leaves them
     known = np.zeros(len(users), dtype=bool)
     known[train_users[train_users >= 0]] = True
     user_ids, item_ids = np.asarray(users, dtype=object), np.asarray(items, dtype=object)
@@ -86,18 +87,13 @@ def relevant_items(train: Events, test: Events, cutoff: pd.Timestamp,
         start, end = horizon_window(cutoff, horizon)
         window = ((times >= start) & (times < end)).to_numpy() & (test_users >= 0) \
             & (test_items >= 0)
-        keys = _keys(*distinct_pairs(test_users[window], test_items[window], n), n)
-        keys = keys[known[keys // n] & ~_in_sorted(keys, history)]
-        user, item = keys // n, keys % n
+        user, item = distinct_pairs(test_users[window], test_items[window], n)
+        new = known[user] & ~_in_sorted(user * n + item, history)
+        user, item = user[new], item[new]
         cuts = np.flatnonzero(np.diff(user)) + 1
         out[horizon] = {user_ids[u[0]]: item_ids[i].tolist() for u, i in
                         zip(np.split(user, cuts), np.split(item, cuts), strict=True) if len(u)}
     return out
-
-
-def _keys(users: np.ndarray, items: np.ndarray, n: int) -> np.ndarray:
-    """Sorted int64 keys of (user, item) pairs."""
-    return users * n + items
 
 
 def _shared_codes(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray, pd.Index]:
