@@ -117,9 +117,34 @@ def test_validation_scores_in_batches_and_caps_its_users() -> None:
     assert capped.ndcg(score) != whole
 
 
-def test_sparse_rows_are_the_dense_rows_and_the_vae_reads_either_alike() -> None:
-    from penchant.training import SparseRows, densify
+def _vae() -> torch.nn.Module:
     from penchant_plugins.models.vae import MultVAENet
+    return MultVAENet(30, 8, 4, dropout=0.5)
+
+
+def _dae(hidden: int = 8) -> torch.nn.Module:
+    from penchant_plugins.models.dae import MultDAENet
+    return MultDAENet(30, hidden, 4, dropout=0.5)
+
+
+def _cvae() -> torch.nn.Module:
+    from penchant.training import Dimensions
+    from penchant_plugins.models.cvae import ConditionalVAENet
+    return ConditionalVAENet(Dimensions(40, 30, user_side=3, item_side=2), 8, 4, 6, 0.5)
+
+
+SIDE = torch.rand(5, 3)
+
+
+def _outputs(net: torch.nn.Module, x: object) -> tuple[torch.Tensor, ...]:
+    out = net(x, SIDE[:len(x) if isinstance(x, torch.Tensor) else x.n_rows]) \
+        if hasattr(net, "side_in") else net(x)
+    return out if isinstance(out, tuple) else (out,)
+
+
+@pytest.mark.parametrize("make", [_vae, _dae, _cvae], ids=["vae", "dae", "cvae"])
+def test_sparse_rows_are_the_dense_rows_and_the_autoencoders_read_either_alike(make) -> None:
+    from penchant.training import SparseRows, densify
 
     features = block_features(users=40, items=30, blocks=5, per_user=4, seed=1)
     rows = np.array([3, 0, 17, 17, 39])
@@ -128,22 +153,45 @@ def test_sparse_rows_are_the_dense_rows_and_the_vae_reads_either_alike() -> None
     dense = densify(features.matrix, rows, cpu)
     assert torch.equal(sparse.dense(), dense)
     torch.manual_seed(0)
-    net = MultVAENet(30, 8, 4, dropout=0.5).eval()
-    for a, b in zip(net(sparse), net(dense), strict=True):
+    net = make().eval()
+    for a, b in zip(_outputs(net, sparse), _outputs(net, dense), strict=True):
         torch.testing.assert_close(a, b)
 
 
-def test_a_vae_checkpoint_with_a_dense_first_layer_still_loads() -> None:
-    """Runs stored before the first layer became an items × hidden table hold it as
-    ``encoder.0`` (hidden × items)."""
-    from penchant_plugins.models.vae import MultVAENet
+def _as_dense_first_layer(net: torch.nn.Module, renumber: bool = False
+                          ) -> dict[str, torch.Tensor]:
+    """``net``'s weights in the layout checkpoints had while the first layer was a dense
+    ``encoder.0`` (width × items, then any side-feature columns)."""
+    state = net.state_dict()
+    old = {}
+    for key, value in state.items():
+        if key.startswith("encoder.") and renumber:
+            index, rest = key[len("encoder."):].split(".", 1)
+            old[f"encoder.{int(index) + 1}.{rest}"] = value
+        elif key not in ("table", "bias", "side_in.weight"):
+            old[key] = value
+    weight = state["table"].t()
+    if "side_in.weight" in state:
+        weight = torch.cat([weight, state["side_in.weight"]], dim=1)
+    old["encoder.0.weight"], old["encoder.0.bias"] = weight.clone(), state["bias"]
+    return old
 
+
+@pytest.mark.parametrize(("make", "renumber", "layout"), [
+    (_vae, False, {"encoder.0.weight", "to_mu.weight", "decoder.2.weight"}),
+    (_dae, True, {"encoder.0.weight", "encoder.2.weight", "decoder.2.weight"}),
+    (lambda: _dae(hidden=0), True, {"encoder.0.weight", "decoder.0.weight"}),
+    (_cvae, False, {"encoder.0.weight", "to_mu.weight", "item_free"}),
+], ids=["vae", "dae", "dae-no-hidden", "cvae"])
+def test_a_checkpoint_with_a_dense_first_layer_still_loads(make, renumber, layout) -> None:
+    """Runs stored before the first layer became an items × width table hold it as
+    ``encoder.0``; in ``dae`` the layers after it were numbered from 2."""
     torch.manual_seed(0)
-    net = MultVAENet(30, 8, 4, dropout=0.5).eval()
-    old = {k: v for k, v in net.state_dict().items() if k not in ("table", "bias")}
-    old["encoder.0.weight"] = net.table.detach().t().clone()
-    old["encoder.0.bias"] = net.bias.detach().clone()
-    loaded = MultVAENet(30, 8, 4, dropout=0.5).eval()
+    net = make().eval()
+    old = _as_dense_first_layer(net, renumber)
+    assert layout <= {k for k in old if k.endswith("weight") or k == "item_free"}
+    torch.manual_seed(1)
+    loaded = make().eval()
     loaded.load_state_dict(old)
     x = torch.rand(3, 30) * (torch.rand(3, 30) < 0.3)
-    torch.testing.assert_close(loaded(x)[0], net(x)[0])
+    torch.testing.assert_close(_outputs(loaded, x)[0], _outputs(net, x)[0])

@@ -3,25 +3,32 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from penchant import Features, Param
-from penchant.training import Batch, Dimensions, side_block
+from penchant.training import Batch, Dimensions, SparseRows, side_block
+from penchant_plugins.models._history import (
+    history_product,
+    initial_table,
+    read_dense_first_layer,
+)
 from penchant_plugins.models.vae import MultVAE
 
 
 class ConditionalVAENet(nn.Module):
     """Encoder and decoder both see the user's side features; items are scored against
     embeddings that mix a free vector with a projection of the item's attributes, so what
-    is learnt about a category or brand carries over to every item in it."""
+    is learnt about a category or brand carries over to every item in it. The encoder's
+    first layer is an items × hidden table (see :mod:`penchant_plugins.models._history`)
+    plus a projection of the side features."""
 
     def __init__(self, dims: Dimensions, hidden: int, latent: int, embedding: int,
                  dropout: float) -> None:
         super().__init__()
         self.drop = nn.Dropout(dropout)
-        self.encoder = nn.Sequential(nn.Linear(dims.n_items + dims.user_side, hidden),
-                                     nn.Tanh())
+        self.table, self.bias = initial_table(dims.n_items, hidden)
+        self.side_in = nn.Linear(dims.user_side, hidden, bias=False) \
+            if dims.user_side else None
         self.to_mu = nn.Linear(hidden, latent)
         self.to_logvar = nn.Linear(hidden, latent)
         self.decoder = nn.Sequential(nn.Linear(latent + dims.user_side, hidden), nn.Tanh(),
@@ -31,18 +38,23 @@ class ConditionalVAENet(nn.Module):
         self.item_project = nn.Linear(dims.item_side, embedding, bias=False) \
             if dims.item_side else None
         self.register_buffer("item_side", torch.zeros(dims.n_items, dims.item_side))
+        self.register_load_state_dict_pre_hook(read_dense_first_layer(
+            "encoder.0", dims.n_items, side="side_in" if dims.user_side else None))
 
     def item_embeddings(self) -> torch.Tensor:
         if self.item_project is None:
             return self.item_free
         return self.item_free + self.item_project(self.item_side)
 
-    def encode(self, x: torch.Tensor, side: torch.Tensor
+    def encode(self, x: torch.Tensor | SparseRows, side: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(torch.cat([self.drop(F.normalize(x, dim=1)), side], dim=1))
+        h = history_product(x, self.table, self.bias, self.drop)
+        if self.side_in is not None:
+            h = h + self.side_in(side)
+        h = torch.tanh(h)
         return self.to_mu(h), self.to_logvar(h)
 
-    def forward(self, x: torch.Tensor, side: torch.Tensor
+    def forward(self, x: torch.Tensor | SparseRows, side: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         mu, logvar = self.encode(x, side)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
@@ -74,8 +86,8 @@ class ConditionalVAE(MultVAE):
         self.module.item_side.copy_(block.to(self.module.item_side.device))
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.module(batch.x, batch.side)
+        return self.module(batch.input, batch.side)
 
     def latent(self, batch: Batch) -> torch.Tensor:
         """The encoder's mean, given the user's side features."""
-        return self.module.encode(batch.x, batch.side)[0]
+        return self.module.encode(batch.input, batch.side)[0]

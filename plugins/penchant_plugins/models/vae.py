@@ -8,46 +8,31 @@ from torch import nn
 
 from penchant import Param
 from penchant.training import Batch, Dimensions, SparseRows, TorchModel
+from penchant_plugins.models._history import (
+    history_product,
+    initial_table,
+    read_dense_first_layer,
+)
 
 
 class MultVAENet(nn.Module):
     """Encoder n_items → hidden → (mu, logvar); decoder latent → hidden → n_items logits.
-
-    The first layer is an items × hidden table (``table``, ``bias``): a history row's
-    product with it is the weighted sum of its items' rows (``embedding_bag``), read
-    contiguously. A history row is typically well under 1 % non-zero, so a dense product
-    would spend nearly all of the encoder's arithmetic, forward and backward, on zeros;
-    and dropout is drawn on the non-zeros alone, the same in distribution (a dropped zero
-    is still zero)."""
+    The first layer is an items × hidden table (``table``, ``bias``; see
+    :mod:`penchant_plugins.models._history`)."""
 
     def __init__(self, n_items: int, hidden: int, latent: int, dropout: float) -> None:
         super().__init__()
         self.drop = nn.Dropout(dropout)
-        first = nn.Linear(n_items, hidden)  # for its initialisation
-        self.table = nn.Parameter(first.weight.detach().t().contiguous())
-        self.bias = first.bias
+        self.table, self.bias = initial_table(n_items, hidden)
         self.to_mu = nn.Linear(hidden, latent)
         self.to_logvar = nn.Linear(hidden, latent)
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.Tanh(),
                                      nn.Linear(hidden, n_items))
-        self.register_load_state_dict_pre_hook(_dense_first_layer)
+        self.register_load_state_dict_pre_hook(read_dense_first_layer("encoder.0", n_items))
 
     def encode(self, x: torch.Tensor | SparseRows) -> tuple[torch.Tensor, torch.Tensor]:
         """``x``: users × items, each row a history (mostly zeros), dense or sparse rows."""
-        if isinstance(x, SparseRows):
-            rows, cols, values = x.row_of_each(), x.columns, x.values
-            starts, n = x.starts, x.n_rows
-        else:
-            # Gradients reach a dense x through its non-zeros: all that gradient × input
-            # explanations read.
-            rows, cols = x.nonzero(as_tuple=True)
-            values, n = x[rows, cols], len(x)
-            starts = torch.searchsorted(rows, torch.arange(n, device=x.device))
-        norm = torch.zeros(n, dtype=values.dtype, device=values.device).index_add_(
-            0, rows, values * values).sqrt().clamp_min(1e-12)
-        weights = self.drop(values / norm[rows]).to(self.table.dtype)
-        h = torch.tanh(F.embedding_bag(cols, self.table, starts, mode="sum",
-                                       per_sample_weights=weights) + self.bias)
+        h = torch.tanh(history_product(x, self.table, self.bias, self.drop))
         return self.to_mu(h), self.to_logvar(h)
 
     def forward(self, x: torch.Tensor | SparseRows
@@ -55,15 +40,6 @@ class MultVAENet(nn.Module):
         mu, logvar = self.encode(x)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar) if self.training else mu
         return self.decoder(z), mu, logvar
-
-
-def _dense_first_layer(_: nn.Module, state: dict, prefix: str, *__: object) -> None:
-    """Checkpoints written before the first layer became a table hold it as a dense
-    layer, ``encoder.0`` (hidden × items): read them as the table."""
-    old = prefix + "encoder.0.weight"
-    if old in state:
-        state[prefix + "table"] = state.pop(old).t().contiguous()
-        state[prefix + "bias"] = state.pop(prefix + "encoder.0.bias")
 
 
 def multinomial_nll(logits: torch.Tensor, goal: SparseRows) -> torch.Tensor:
