@@ -17,7 +17,8 @@ s/epoch is each library's fastest epoch: the first pays for warm-up, and on shar
 the fastest is the one least slowed by other work (every epoch is printed too).
 
     python benchmarks/bench_train.py [--quick] [--sizes 0.1 0.333 1] [--epochs 2]
-        [--threads 2] [--libraries penchant recbole cornac] [--peers-venv DIR]
+        [--threads 2] [--libraries penchant recbole cornac] [--model vae|dae|cvae]
+        [--peers-venv DIR]
         [--folder DIR] [--profile]
 """
 
@@ -82,7 +83,7 @@ def child_penchant(spec: dict[str, Any]) -> dict[str, Any]:
                               pd.Timestamp(T0 + 1, unit="s", tz="UTC"))
     registry = Registry()
     features = registry.get("features", "interactions")({}).extract(features, Context())
-    model = registry.get("model", "vae")({
+    model = registry.get("model", spec["model"])({
         "epochs": spec["epochs"], "batch_size": spec["batch_size"], "hidden": spec["hidden"],
         "latent": spec["latent"], "lr": spec["lr"], "patience": 0, "device": spec["device"]})
     seconds: list[float] = []
@@ -100,7 +101,7 @@ def child_penchant(spec: dict[str, Any]) -> dict[str, Any]:
         profiler.disable()
         text = io.StringIO()
         stats = pstats.Stats(profiler, stream=text)
-        text.write("--- penchant vae.fit, by own time (tottime) ---\n")
+        text.write(f"--- penchant {spec['model']}.fit, by own time (tottime) ---\n")
         stats.sort_stats("tottime").print_stats(spec["profile_lines"])
         text.write("--- by cumulative time ---\n")
         stats.sort_stats("cumulative").print_stats(spec["profile_lines"])
@@ -238,6 +239,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="Penchant's device, e.g. cuda on a GPU machine (the peers stay "
                              "on the CPU)")
     parser.add_argument("--libraries", nargs="+", choices=LIBRARIES, default=list(LIBRARIES))
+    parser.add_argument("--model", default="vae", choices=("vae", "dae", "cvae"),
+                        help="Penchant's model, with the same layer sizes (the peers always "
+                             "train their Mult-VAE)")
     parser.add_argument("--peers-venv", type=Path, default=HERE / ".peers-venv")
     parser.add_argument("--folder", type=Path,
                         help="keep the data files here (default: a temporary folder)")
@@ -264,7 +268,7 @@ def main(argv: list[str] | None = None) -> None:
 def bench(args: argparse.Namespace, root: Path, python: dict[str, Path]) -> None:
     print(f"{args.epochs} epoch(s), batch {args.batch_size} users, layers items → "
           f"{args.hidden} → {args.latent} → {args.hidden} → items, lr {args.lr}, "
-          f"{args.threads} thread(s), penchant on {args.device}")
+          f"{args.threads} thread(s), penchant's {args.model} on {args.device}")
     rows = []
     for size in args.sizes:
         shape = {k: max(1, round(getattr(args, k) * size)) for k in ("users", "events")}
@@ -278,7 +282,7 @@ def bench(args: argparse.Namespace, root: Path, python: dict[str, Path]) -> None
         spec = {"folder": str(folder), "epochs": args.epochs, "batch_size": args.batch_size,
                 "hidden": args.hidden, "latent": args.latent, "lr": args.lr,
                 "threads": args.threads, "profile": args.profile, "device": args.device,
-                "profile_lines": args.profile_lines}
+                "profile_lines": args.profile_lines, "model": args.model}
         figures = {}
         for lib in args.libraries:
             got = run_child([python[lib], __file__, "--child", lib, json.dumps(spec)],
