@@ -53,3 +53,19 @@ def test_quantile_cutoff_and_bad_cutoffs() -> None:
         resolve_cutoff(LOG, "next week")
     with pytest.raises(PipelineError, match="no training events"):
         temporal_split(LOG, "2023-01-01")
+
+
+def test_the_validation_cut_holds_out_the_last_share_of_events_not_of_time() -> None:
+    """Activity that grows over the years: one event a month for nine years, then 90 in
+    the last year. The last tenth of the events is the last months' worth, as recent as
+    the test's window, where the last tenth of the time would hold half of every event."""
+    from penchant.split import validation_cut
+
+    early = [("u", f"i{m}", f"{2015 + m // 12}-{m % 12 + 1:02d}-01") for m in range(108)]
+    late = [("u", f"j{d}", str(pd.Timestamp("2024-01-01") + pd.Timedelta(days=4 * d)))
+            for d in range(90)]
+    log = events(early + late)
+    cut = validation_cut(log, 0.1)
+    held = (log.frame["time"] >= cut).sum()
+    assert held == pytest.approx(0.1 * len(log), abs=2)
+    assert cut > pd.Timestamp("2024-09-01", tz="UTC")

@@ -63,7 +63,8 @@ EVALUATION_PARAMS: tuple[Param, ...] = (
     Param("baselines", "list", ["popularity", "recent-popularity"], items="str",
           help="models trained beside the main one with their default parameters"),
     Param("validation", "float", 0.1, min=0, max=0.5,
-          help="last share of the training period held out for early stopping (0: none)"),
+          help="last share of the training events held out (from a quantile of their "
+               "times, as the test's cutoff) for early stopping and blend weights (0: none)"),
     Param("validation_users", "int", 10_000, min=0,
           help="users scored each epoch for early stopping, a fixed sample when there are "
                "more (0: all of them)"),

@@ -112,6 +112,9 @@ def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def validation_cut(train: Events, fraction: float) -> pd.Timestamp:
-    """Where the last ``fraction`` of the training period starts, for early stopping."""
-    start, end = train.start, train.end
-    return start + (end - start) * (1 - fraction)
+    """Where the last ``fraction`` of the training events starts: the test's own
+    construction (a quantile of event times) applied to the training period. Where
+    activity grows over the years, the last tenth of the *time* would hold a long window
+    and a large share of the events, and tune for the long run; the last tenth of the
+    events is as recent as the test's window is."""
+    return resolve_cutoff(train, 1 - fraction)
