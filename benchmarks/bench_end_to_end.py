@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument("--validation", type=float, default=0.1,
-                        help="the share of the training period held out for early stopping "
+                        help="the share of the training events held out for early stopping "
                              "and the hybrid's blend (0: none, one training)")
     parser.add_argument("--refit", action=argparse.BooleanOptionalAction, default=False,
                         help="train a second time on the whole training period after the "
