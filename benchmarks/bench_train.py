@@ -18,8 +18,7 @@ the fastest is the one least slowed by other work (every epoch is printed too).
 
     python benchmarks/bench_train.py [--quick] [--sizes 0.1 0.333 1] [--epochs 2]
         [--threads 2] [--libraries penchant recbole cornac] [--model vae|dae|cvae]
-        [--peers-venv DIR]
-        [--folder DIR] [--profile]
+        [--peers-venv DIR] [--folder DIR] [--profile]
 """
 
 from __future__ import annotations

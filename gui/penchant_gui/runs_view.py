@@ -767,7 +767,7 @@ class RunsView(QWidget):
         ids = self.selected_ids()
         if not ids:
             return
-        given = sum(len(self.store.feedback([i])) for i in ids)
+        given = len(self.store.feedback(ids))
         names = ", ".join(f"{i} ({self._records[i].name})" for i in ids[:5]) + (
             " …" if len(ids) > 5 else "")
         text = (f"Delete run{'s' if len(ids) > 1 else ''} {names} from the run store and "

@@ -210,7 +210,7 @@ class RunStore:
         ``with_feedback``, the feedback shoppers gave on its lists (refused otherwise, so
         feedback meant for the next training is never lost by accident). One transaction:
         a failure leaves the run whole. The caller removes the run's files (see
-        :func:`penchant.run_files.remove_run_files`), which the store does not own."""
+        :func:`penchant.artifacts.remove_run_files`), which the store does not own."""
         self.reap_stale()
         record = self.run(run_id)
         if record.status == ACTIVE:
