@@ -22,6 +22,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from penchant import distributed
+from penchant.errors import PipelineError
 from penchant.store import RunStore
 
 pytestmark = pytest.mark.slow
@@ -42,6 +43,9 @@ plugin = "interactions"
 
 [model]
 plugin = "dae"
+# Gloo on CPUs, as the issue asks, also on a machine with a GPU; and CPU training is the
+# bit-reproducible kind the comparison needs.
+device = "cpu"
 epochs = 4
 hidden = 0
 latent = 32
@@ -149,3 +153,20 @@ def test_gradients_are_averaged_over_processes(custom_step, tmp_path) -> None:
         module(torch.full((4, 3), rank + 1.0)).pow(2).sum().backward()
         by_hand.append(module.weight.grad)
     torch.testing.assert_close(first["grad"], (by_hand[0] + by_hand[1]) / 2)
+
+
+@pytest.mark.parametrize("local_rank, gpus, expected", [
+    (1, 2, "cuda:1"), (0, 1, "cuda:0"), (1, 1, "no GPU of its own"), (0, 0, "0 GPU(s)")])
+def test_each_process_takes_its_own_gpu_or_is_refused(local_rank, gpus, expected,
+                                                      monkeypatch) -> None:
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", str(local_rank))
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert distributed.device_for(torch.device("cpu")) == torch.device("cpu")
+    assert distributed.device_for(torch.device("cuda:0")) == torch.device("cuda:0")
+    if expected.startswith("cuda"):
+        assert distributed.device_for(torch.device("cuda")) == torch.device(expected)
+    else:
+        with pytest.raises(PipelineError, match=r"--device cpu") as refused:
+            distributed.device_for(torch.device("cuda"))
+        assert expected in str(refused.value)

@@ -111,20 +111,29 @@ def test_checkpoint_round_trip_gives_identical_scores(cls, features, tmp_path) -
     np.testing.assert_array_equal(all_scores(loaded, features), all_scores(model, features))
 
 
+#: How far a resumed run may land from an uninterrupted one: on CUDA, bfloat16 autocast
+#: and kernels that add in no fixed order (embedding_bag's backward) leave small differences.
+RESUME_TOLERANCE = {"cpu": 1e-5, "cuda": 2e-2}
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=CUDA)])
 @pytest.mark.parametrize("cls", MODELS, ids=ids)
-def test_resume_continues_exactly(cls, features, tmp_path) -> None:
+def test_resume_continues_exactly(cls, device, features, tmp_path) -> None:
     straight: list[dict[str, float]] = []
-    whole = fit(cls, features, epochs=4, work_dir=tmp_path / "a", losses=straight)
-    fit(cls, features, epochs=2, work_dir=tmp_path / "b")
+    whole = fit(cls, features, epochs=4, work_dir=tmp_path / "a", losses=straight,
+                device=device)
+    fit(cls, features, epochs=2, work_dir=tmp_path / "b", device=device)
     resumed_losses: list[dict[str, float]] = []
     resumed = fit(cls, features, epochs=4, work_dir=tmp_path / "b", losses=resumed_losses,
-                  resume=True)
+                  resume=True, device=device)
     assert len(resumed_losses) == 2, "only epochs 3 and 4 are trained again"
+    tolerance = RESUME_TOLERANCE[device]
     for key, value in straight[-1].items():
         if key != "seconds":
-            assert resumed_losses[-1][key] == pytest.approx(value, abs=1e-5), key
+            assert resumed_losses[-1][key] == pytest.approx(value, abs=tolerance), key
     np.testing.assert_allclose(all_scores(resumed, features), all_scores(whole, features),
-                               atol=1e-5)
+                               atol=tolerance)
 
 
 @pytest.mark.parametrize("cls", MODELS, ids=ids)
@@ -204,7 +213,7 @@ def test_weighted_interactions_are_read_as_seen_or_not(features) -> None:
                                       all_scores(fit(cls, features), features))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@CUDA
 @pytest.mark.parametrize("cls", MODELS, ids=ids)
 def test_trains_on_cuda_with_autocast(cls, features, tmp_path) -> None:
     losses: list[dict[str, float]] = []

@@ -71,10 +71,18 @@ def mean(values: Mapping[str, float], device: torch.device) -> dict[str, float]:
 
 
 def device_for(device: torch.device) -> torch.device:
-    """A CUDA device without an index means this process's own GPU."""
-    if active() and device.type == "cuda" and device.index is None:
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
+    """A CUDA device without an index means this process's own GPU. Checked here, where
+    the run's device is known, rather than at launch: a CPU run may have more processes
+    than the machine has GPUs."""
+    if not (active() and device.type == "cuda" and device.index is None):
+        return device
+    local = int(os.environ.get("LOCAL_RANK", 0))
+    gpus = torch.cuda.device_count()
+    if local >= gpus:
+        raise PipelineError(f"process {local} of this machine has no GPU of its own: the "
+                            f"machine has {gpus} GPU(s), one per process; start at most "
+                            f"{gpus} process(es) here, or train with --device cpu")
+    return torch.device("cuda", local)
 
 
 def init_from_env() -> bool:
@@ -83,10 +91,13 @@ def init_from_env() -> bool:
     none to join."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return False
+    # The group is joined before the pipeline says where the model trains, so it serves
+    # both: gloo carries CPU tensors, NCCL CUDA ones.
+    local = int(os.environ.get("LOCAL_RANK", 0))
     cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-    dist.init_process_group("nccl" if cuda else "gloo", init_method="env://",
+    if cuda and local < torch.cuda.device_count():
+        torch.cuda.set_device(local)
+    dist.init_process_group("cpu:gloo,cuda:nccl" if cuda else "gloo", init_method="env://",
                             timeout=timedelta(minutes=30))
     return True
 
@@ -96,9 +107,6 @@ def launch(nproc: int, main: Callable[[list[str]], int], argv: list[str]) -> int
     returns the first failing exit code, or 0."""
     if nproc < 1:
         raise PipelineError(f"--nproc {nproc}: give 1 or more processes")
-    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
-        raise PipelineError(f"--nproc {nproc}: this machine has only "
-                            f"{torch.cuda.device_count()} GPU(s), one per process")
     with socket.socket() as probe:  # a free port for the group's rendezvous
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]

@@ -423,9 +423,11 @@ def _load_checkpoint(path: Path, model: TorchModel, optimizers: dict[str, Any],
     model.module.load_state_dict(saved["model"]["module"])
     for name, opt in optimizers.items():
         opt.load_state_dict(saved["optimizers"][name])
+    # The checkpoint was loaded onto the model's device, but generator states are set
+    # from CPU byte tensors only.
     torch.set_rng_state(saved["rng_torch"].cpu())
     if saved.get("rng_cuda"):
-        torch.cuda.set_rng_state_all(saved["rng_cuda"])
+        torch.cuda.set_rng_state_all([state.cpu() for state in saved["rng_cuda"]])
     rng.bit_generator.state = saved["rng_numpy"]
     return _Progress(**saved["progress"], best_state=saved["best_state"])
 
