@@ -4,8 +4,9 @@ For each catalogue size the script generates synthetic interactions (power-law i
 popularity, ``--events-per-user`` events per user, every item seen at least once so the
 catalogue is exactly ``--items``), writes them to a Parquet file and runs a small pipeline
 through :class:`penchant.runner.Runner` (``interactions`` features, ``vae`` for one epoch
-on the CPU: the scoring speed is measured, not quality). A fresh subprocess then loads the
-run with :class:`penchant.trained.TrainedRun`, as the CLI and the app do, and times
+on ``--device``, the CPU by default: the scoring speed is measured, not quality). A fresh
+subprocess then loads the run with :class:`penchant.trained.TrainedRun`, as the CLI and the
+app do, on the same device, and times
 
 - ``one-user``: ``TrainedRun.recommend(user, k)`` for single users, after a warm-up: a
   lookup in the lists the run stored for every user (``recommend_k`` deep);
@@ -16,6 +17,7 @@ run with :class:`penchant.trained.TrainedRun`, as the CLI and the app do, and ti
 
     python benchmarks/bench_recommend.py [--items 10000 100000] [--users 3000] [--k 20]
                                          [--requests 1000] [--batch 1000] [--profile]
+                                         [--device cuda]
 
 Every row is measured in the same process, one after the other, so its peak RSS is that
 process's peak so far (the loaded run plus every earlier row), as ``ru_maxrss`` reports it.
@@ -64,14 +66,14 @@ def generate(n_users: int, n_items: int, per_user: int, seed: int = 0) -> dict[s
     return {"user_id": users, "item_id": items, "timestamp": times, "event_type": kinds}
 
 
-def pipeline_doc(path: Path, k: int) -> dict[str, Any]:
+def pipeline_doc(path: Path, k: int, device: str) -> dict[str, Any]:
     return {
         "pipeline": {"name": "bench-recommend", "seed": 0},
         "source": {"plugin": "parquet", "path": str(path), "columns": COLUMNS,
                    "time_unit": "s"},
         "features": [{"plugin": "interactions",
                       "weights": {"view": 1.0, "cart": 2.0, "purchase": 4.0}}],
-        "model": {"plugin": "vae", "epochs": 1, "patience": 0, "device": "cpu"},
+        "model": {"plugin": "vae", "epochs": 1, "patience": 0, "device": device},
         "recommender": {"plugin": "top-k", "exclude_seen": True},
         "evaluation": {"cutoff": 0.9, "horizons": ["30d"], "k": [k], "baselines": [],
                        "validation": 0.0, "recommend_k": k},
@@ -94,11 +96,12 @@ def train(spec: dict[str, Any]) -> dict[str, Any]:
     frame.to_parquet(data, index=False)
     generated = time.perf_counter() - started
     registry = default_registry()
-    pipeline = build_pipeline(pipeline_doc(data, spec["k"]), registry,
+    pipeline = build_pipeline(pipeline_doc(data, spec["k"], spec["device"]), registry,
                               folder / "pipeline.toml")
     store = RunStore(spec["store"])
     started = time.perf_counter()
-    result = Runner(pipeline, registry, store, out_dir=folder / "run", device="cpu").run()
+    result = Runner(pipeline, registry, store, out_dir=folder / "run",
+                    device=spec["device"]).run()
     return {"run_id": result.run.id, "events": len(frame), "generate_s": generated,
             "run_s": time.perf_counter() - started,
             "features": result.summary.get("stages", {}).get("features", {})}
@@ -209,6 +212,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=5, help="timed batches")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch / OpenMP / BLAS threads (default 1)")
+    parser.add_argument("--device", default="cpu",
+                        help="where the model trains and scores, e.g. cuda (the stored run "
+                             "loads there too)")
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the one-user path and print its top lines")
     parser.add_argument("--profile-requests", type=int, default=300)
@@ -228,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-recommend-") as tmp:
         root = (args.folder or Path(tmp)).resolve()
-        print(f"vae, 1 epoch, CPU, {args.threads} thread(s); {args.users:,} users x "
+        print(f"vae, 1 epoch, {args.device}, {args.threads} thread(s); {args.users:,} users x "
               f"{args.events_per_user} events (power-law items) + one event per item; "
               f"k = {args.k}; one-user: {args.requests:,} requests after {args.warmup} "
               f"warm-up; batch: {args.batches} x {args.batch:,} users")
@@ -238,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
             folder.mkdir(parents=True, exist_ok=True)
             spec = {"folder": str(folder), "store": f"sqlite:///{folder / 'runs.sqlite'}",
                     "items": n_items, "users": args.users, "per_user": args.events_per_user,
-                    "k": args.k, "threads": args.threads}
+                    "k": args.k, "threads": args.threads, "device": args.device}
             trained = child("train", spec)
             print(f"\n{n_items:,} items: {trained['events']:,} events generated in "
                   f"{trained['generate_s']:.1f} s; run {trained['run_id']} (load, features, "
