@@ -14,6 +14,7 @@ import penchant
 from penchant.errors import DataError
 from penchant.pipeline import load_pipeline
 from penchant.plugins import Registry
+from penchant.report import metrics_table
 from penchant.runner import RunCancelled, Runner
 
 
@@ -162,6 +163,36 @@ def test_light_users_are_scored_apart(pipeline_file, store, registry, tmp_path) 
         assert 0 < light["results"]["vae"][h]["users"] < everyone
     stored = store.metrics(result.run.id)["vae"]
     assert stored["30d light"]["users"] == light["results"]["vae"]["30d"]["users"]
+
+
+def test_the_model_is_set_against_each_baseline_with_an_interval(pipeline_file, store,
+                                                                  registry, tmp_path) -> None:
+    result = run(pipeline_file, store, registry, tmp_path / "out")
+    versus = result.metrics["versus"]
+    assert versus["metric"] == "ndcg@10" and versus["level"] == 0.95
+    assert set(versus["ratios"]) == {"popularity", "recent-popularity"}
+    results = result.metrics["results"]
+    for name, by_h in versus["ratios"].items():
+        assert set(by_h) == {"7d", "30d"}
+        for h, cell in by_h.items():
+            assert cell["ratio"] == pytest.approx(results["vae"][h]["ndcg@10"]
+                                                  / results[name][h]["ndcg@10"])
+            assert cell["users"] == results["vae"][h]["users"]
+            assert cell["low"] <= cell["ratio"] <= cell["high"]
+    table = metrics_table(result.metrics)
+    assert "ndcg@10 of vae ÷ each baseline, with its 95 % interval" in table
+    cell = versus["ratios"]["popularity"]["30d"]
+    assert f"{cell['ratio']:.2f}× ({cell['low']:.2f}–{cell['high']:.2f})" in table
+    # The same users and seed draw the same resamples: a rerun repeats the interval.
+    again = run(pipeline_file, store, registry, tmp_path / "again")
+    assert again.metrics["versus"] == versus
+
+
+def test_no_intervals_when_asked_for_none(pipeline_file, store, registry, tmp_path) -> None:
+    result = run(pipeline_file, store, registry, tmp_path / "out",
+                 overrides=["evaluation.intervals=0"])
+    assert "versus" not in result.metrics
+    assert "interval" not in metrics_table(result.metrics)
 
 
 class WrongShape(penchant.Model):

@@ -8,7 +8,8 @@ coverage is the share of the catalogue that appears in anyone's top-k.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Container, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,25 +65,52 @@ def coverage(lists: Iterable[Sequence[str]], k: int, catalogue_size: int) -> flo
     return len(shown) / catalogue_size if catalogue_size else float("nan")
 
 
+@dataclass(frozen=True)
+class ListHits:
+    """The evaluated users (sorted), their lists, and which recommendations were
+    relevant: every list metric comes from this, a segment of users is a subset of its
+    rows, and per-user NDCG feeds the paired intervals of :mod:`penchant.significance`."""
+
+    users: list[str]
+    lists: list[list[str]]
+    hits: np.ndarray
+    n_relevant: np.ndarray
+
+    @classmethod
+    def of(cls, recommended: Mapping[str, Sequence[str]],
+           relevant: Mapping[str, Sequence[str]], depth: int) -> ListHits:
+        """Users are those in ``relevant``; a user with no recommendations counts as all
+        misses."""
+        users = sorted(relevant)
+        lists = [list(recommended.get(u, ())) for u in users]
+        rels = [relevant[u] for u in users]
+        return cls(users, lists, hit_matrix(lists, rels, depth),
+                   np.array([len(set(r)) for r in rels], dtype=np.int64))
+
+    def subset(self, keep: Container[str]) -> ListHits:
+        rows = [i for i, u in enumerate(self.users) if u in keep]
+        return ListHits([self.users[i] for i in rows], [self.lists[i] for i in rows],
+                        self.hits[rows], self.n_relevant[rows])
+
+    def ndcg(self, k: int) -> np.ndarray:
+        """Each user's NDCG@k."""
+        return ndcg_rows(self.hits, self.n_relevant, k)
+
+    def metrics(self, ks: Sequence[int], catalogue_size: int) -> dict[str, float]:
+        """Every metric at every k, e.g. ``{"ndcg@10": …, "users": 812}``."""
+        out: dict[str, float] = {"users": float(len(self.users))}
+        for k in ks:
+            for name, value in metrics_from_hits(self.hits, self.n_relevant, k).items():
+                out[f"{name}@{k}"] = value
+            out[f"coverage@{k}"] = coverage(self.lists, k, catalogue_size)
+        return out
+
+
 def evaluate_lists(recommended: Mapping[str, Sequence[str]],
                    relevant: Mapping[str, Sequence[str]], ks: Sequence[int],
                    catalogue_size: int) -> dict[str, float]:
-    """Every metric at every k, e.g. ``{"ndcg@10": …, "users": 812}``.
-
-    Users are those in ``relevant``; a user with no recommendations counts as all misses.
-    """
-    users = sorted(relevant)
-    lists = [list(recommended.get(u, ())) for u in users]
-    rels = [relevant[u] for u in users]
-    depth = max(ks)
-    hits = hit_matrix(lists, rels, depth)
-    n_rel = np.array([len(set(r)) for r in rels], dtype=np.int64)
-    out: dict[str, float] = {"users": float(len(users))}
-    for k in ks:
-        for name, value in metrics_from_hits(hits, n_rel, k).items():
-            out[f"{name}@{k}"] = value
-        out[f"coverage@{k}"] = coverage(lists, k, catalogue_size)
-    return out
+    """Every metric at every k of ``relevant``'s users (see :class:`ListHits`)."""
+    return ListHits.of(recommended, relevant, max(ks)).metrics(ks, catalogue_size)
 
 
 def top_columns(scores: np.ndarray, k: int) -> np.ndarray:

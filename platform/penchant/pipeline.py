@@ -73,6 +73,12 @@ EVALUATION_PARAMS: tuple[Param, ...] = (
                "whole training period for that many epochs"),
     Param("recommend_k", "int", 20, min=1,
           help="length of each user's list in recommendations.csv"),
+    Param("intervals", "float", 0.95, min=0, max=0.999,
+          help="confidence level of the interval around the NDCG ratio (at the largest k) "
+               "of the pipeline's model to each baseline, from resampling the evaluated "
+               "users (0: none)"),
+    Param("resamples", "int", 1000, min=100,
+          help="bootstrap resamples behind each interval"),
     Param("light_users", "int", 3, min=0,
           help="also score users with at most this many training events apart (0: off)"),
     Param("interests", "bool", False,

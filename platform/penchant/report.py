@@ -61,9 +61,37 @@ def metrics_table(metrics: Mapping[str, Any],
     lines.insert(1, "-" * len(lines[0]))
     lines.append(f"cutoff {metrics['cutoff']}; evaluated " + ", ".join(users)
                  + "; * = the pipeline's model")
+    if metrics.get("versus", {}).get("ratios"):
+        lines += ["", versus_table(metrics["versus"], horizons, main)]
     if metrics.get("interests"):
         lines += ["", interests_table(metrics["interests"], horizons, main)]
     return "\n".join(lines)
+
+
+def versus_table(versus: Mapping[str, Any], horizons: Sequence[str],
+                 main: str | None) -> str:
+    """The pipeline's model against each baseline: the ratio of their NDCG per horizon with
+    its interval over resampled users, e.g. ``1.18× (1.05–1.32)``; an interval that
+    excludes 1 is a lead (or a lag) that another draw of users would keep."""
+    rows = [[name] + [ratio_cell(versus["ratios"][name].get(h, {})) for h in horizons]
+            for name in sorted(versus["ratios"])]
+    level = round(100 * versus["level"], 1)
+    return (f"{versus['metric']} of {main or 'the model'} ÷ each baseline, with its "
+            f"{level:g} % interval over resampled users\n"
+            + table(rows, ["baseline", *horizons]))
+
+
+def ratio_cell(values: Mapping[str, Any]) -> str:
+    """``1.18× (1.05–1.32)``; an interval open above (the baseline scored nothing in some
+    resamples) ends in ∞, and a baseline that scored nothing at all reads ``∞``.
+    (metrics.json holds no infinities, so a ratio without a value is read from the
+    difference: the model scored something.)"""
+    ratio, low, high = (values.get(key) for key in ("ratio", "low", "high"))
+    if ratio is None:
+        return "∞" if (values.get("difference") or 0) > 0 else "-"
+    if low is None:
+        return f"{ratio:.2f}×"
+    return f"{ratio:.2f}× ({low:.2f}–{'∞' if high is None else f'{high:.2f}'})"
 
 
 def interests_table(interests: Mapping[str, Any], horizons: Sequence[str],

@@ -26,11 +26,12 @@ from penchant.components import Component, Context, Model, Recommender, Source, 
 from penchant.data import Dataset, Features, Recommendations
 from penchant.errors import PenchantError, PipelineError, RunInterrupted
 from penchant.increments import Increments
-from penchant.metrics import evaluate_lists
+from penchant.metrics import ListHits
 from penchant.pipeline import ComponentSpec, Pipeline, dump
 from penchant.plugins import Registry, default_registry
 from penchant.ranking import top_k
 from penchant.secrets import scrub
+from penchant.significance import paired_ratio
 from penchant.split import relevant_items, resolve_cutoff, temporal_split, validation_cut
 from penchant.store import RunStore, penchant_home
 
@@ -449,18 +450,27 @@ class Runner:
         for name, model in baselines.items():
             lists[name] = (model, top_k(model.score, features, rows, max(ev.k), ctx, exclude))
         light = _light_users(split.train, ev.light_users)
+        hits: dict[str, dict[str, ListHits]] = {}
         results: dict[str, dict[str, dict[str, float]]] = {}
         segments: dict[str, dict[str, dict[str, float]]] = {}
         for name, (_, recs) in lists.items():
             ranked = recs.lists()
-            results[name] = {h: evaluate_lists(ranked, relevant[h], ev.k, features.shape[1])
+            hits[name] = {h: ListHits.of(ranked, relevant[h], max(ev.k)) for h in ev.horizons}
+            results[name] = {h: hits[name][h].metrics(ev.k, features.shape[1])
                              for h in ev.horizons}
             if light is not None:
-                segments[name] = {h: evaluate_lists(
-                    ranked, {u: r for u, r in relevant[h].items() if u in light}, ev.k,
-                    features.shape[1]) for h in ev.horizons}
+                segments[name] = {h: hits[name][h].subset(light).metrics(
+                    ev.k, features.shape[1]) for h in ev.horizons}
+        main = self.pipeline.one("model").plugin
         out = {"cutoff": str(split.cutoff), "horizons": list(ev.horizons), "k": list(ev.k),
-               "model": self.pipeline.one("model").plugin, "results": _clean(results)}
+               "model": main, "results": _clean(results)}
+        if ev.intervals and main in hits:
+            k = max(ev.k)
+            out["versus"] = {"metric": f"ndcg@{k}", "level": ev.intervals, "ratios": _clean({
+                name: {h: paired_ratio(hits[main][h].ndcg(k), by_h[h].ndcg(k),
+                                       ev.intervals, ev.resamples, self.pipeline.seed)
+                       for h in ev.horizons}
+                for name, by_h in hits.items() if name != main})}
         if light is not None:
             out["light_users"] = {"max_events": ev.light_users, "results": _clean(segments)}
         return out
