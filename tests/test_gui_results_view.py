@@ -45,6 +45,16 @@ def test_table_and_plot_hold_each_models_values(qtbot, shop: Path, tmp_path: Pat
     for row in frame.to_dict("records"):
         for metric in ("ndcg@10", "recall@10"):
             assert row[metric] == pytest.approx(results[row["model"]][row["horizon"]][metric])
+    # Each baseline's row says how the run's model compares with it, interval included.
+    versus = metrics_json(store, first)["versus"]["ratios"]
+    compared = "vae ÷ it (ndcg@10, 95 %)"
+    for row in frame.to_dict("records"):
+        if row["model"] == "vae":
+            assert row[compared] == ""
+        else:
+            cell = versus[row["model"]][row["horizon"]]
+            assert row[compared] == (f"{cell['ratio']:.2f}× "
+                                     f"({cell['low']:.2f}–{cell['high']:.2f})")
     for metric in [view.metric_combo.itemText(i) for i in range(view.metric_combo.count())]:
         view.metric_combo.setCurrentText(metric)
         assert set(view.plotted) == set(results)

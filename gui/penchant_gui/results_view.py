@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
 
 from penchant.interests import PERSISTENCE, RECENCY
 from penchant.params import parse_duration
-from penchant.report import LIGHT, horizon_order
+from penchant.report import LIGHT, horizon_order, ratio_cell
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
 from penchant_gui.loss_plot import COLOURS
@@ -97,21 +97,32 @@ def _ordered_models(names: Sequence[str] | Mapping[str, Any], main: str) -> list
     return sorted(names, key=lambda n: (n != main, n))
 
 
-def ranking_frame(results: Metrics, main: str) -> pd.DataFrame:
+def ranking_frame(results: Metrics, main: str,
+                  versus: Mapping[str, Any] | None = None) -> pd.DataFrame:
     """One row per model and horizon (the run's own model first): users scored and each of
-    :func:`ranking_metrics`; long rather than wide, so a metric reads down one column."""
+    :func:`ranking_metrics`; long rather than wide, so a metric reads down one column.
+    With the run's ``versus`` (metrics.json), each baseline's row also says how the run's
+    model compares with it: their ratio and its interval over resampled users."""
     metrics = ranking_metrics(results)
+    ratios = (versus or {}).get("ratios") or {}
+    compared = (f"{main} ÷ it ({versus['metric']}, {round(100 * versus['level'], 1):g} %)"
+                if ratios else None)
     rows = []
     for name in _ordered_models(results, main):
         for horizon in horizons_of(results):
             values = results[name].get(horizon, {})
             users = values.get("users")
-            rows.append({"model": name,
-                         "role": "this run's model" if name == main else "baseline",
-                         "horizon": horizon,
-                         "users": None if users is None else int(users),
-                         **{m: _number(values.get(m)) for m in metrics}})
-    frame = pd.DataFrame(rows, columns=["model", "role", "horizon", "users", *metrics])
+            row = {"model": name,
+                   "role": "this run's model" if name == main else "baseline",
+                   "horizon": horizon,
+                   "users": None if users is None else int(users),
+                   **{m: _number(values.get(m)) for m in metrics}}
+            if compared:
+                cell = ratios.get(name, {}).get(horizon)
+                row[compared] = ratio_cell(cell) if cell else ""
+            rows.append(row)
+    columns = ["model", "role", "horizon", "users", *metrics] + ([compared] if compared else [])
+    frame = pd.DataFrame(rows, columns=columns)
     frame["users"] = frame["users"].astype("Int64")
     return frame
 
@@ -361,7 +372,8 @@ class ResultsView(QWidget):
         cutoff = str(metrics.get("cutoff", ""))[:16]
         self.summary_label.setText(f"cutoff {cutoff}" if cutoff else "")
 
-        self.table_model.set_frame(ranking_frame(self.results, self.main_model)
+        self.table_model.set_frame(ranking_frame(self.results, self.main_model,
+                                                 metrics.get("versus"))
                                    if self.results else pd.DataFrame())
         previous = self.metric_combo.currentText()
         names = ranking_metrics(self.results) if self.results else []
