@@ -47,7 +47,9 @@ def test_table_and_plot_hold_each_models_values(qtbot, shop: Path, tmp_path: Pat
             assert row[metric] == pytest.approx(results[row["model"]][row["horizon"]][metric])
     # Each baseline's row says how the run's model compares with it, interval included.
     versus = metrics_json(store, first)["versus"]["ratios"]
-    compared = "vae ÷ it (ndcg@10, 95 %)"
+    compared = "vae ÷ it"
+    assert ("vae ÷ it: the ratio of their ndcg@10, with its 95 % interval over resampled "
+            "users") in view.summary_label.text()
     for row in frame.to_dict("records"):
         if row["model"] == "vae":
             assert row[compared] == ""

@@ -105,8 +105,7 @@ def ranking_frame(results: Metrics, main: str,
     model compares with it: their ratio and its interval over resampled users."""
     metrics = ranking_metrics(results)
     ratios = (versus or {}).get("ratios") or {}
-    compared = (f"{main} ÷ it ({versus['metric']}, {round(100 * versus['level'], 1):g} %)"
-                if ratios else None)
+    compared = f"{main} ÷ it" if ratios else None
     rows = []
     for name in _ordered_models(results, main):
         for horizon in horizons_of(results):
@@ -125,6 +124,14 @@ def ranking_frame(results: Metrics, main: str,
     frame = pd.DataFrame(rows, columns=columns)
     frame["users"] = frame["users"].astype("Int64")
     return frame
+
+
+def versus_note(versus: Mapping[str, Any] | None, main: str) -> str:
+    """What the ``main ÷ it`` column of :func:`ranking_frame` holds."""
+    if not (versus or {}).get("ratios"):
+        return ""
+    return (f"{main} ÷ it: the ratio of their {versus['metric']}, with its "
+            f"{round(100 * versus['level'], 1):g} % interval over resampled users")
 
 
 def ranking_series(results: Metrics, metric: str) -> dict[str, tuple[list[float], list[float]]]:
@@ -256,7 +263,7 @@ class ResultsView(QWidget):
         ranking = QSplitter(Qt.Orientation.Horizontal)
         ranking.addWidget(self.table)
         ranking.addWidget(plot_box)
-        ranking.setSizes([560, 740])
+        ranking.setSizes([700, 600])
         self.ranking_pane = Placeheld(ranking)
         ranking_group = _group("Ranking accuracy: this run's model against the baselines",
                                self.ranking_pane)
@@ -370,7 +377,9 @@ class ResultsView(QWidget):
         self.results = dict(metrics.get("results") or {})
         self.interests = dict(metrics.get("interests") or {})
         cutoff = str(metrics.get("cutoff", ""))[:16]
-        self.summary_label.setText(f"cutoff {cutoff}" if cutoff else "")
+        self.summary_label.setText("; ".join(filter(None, [
+            f"cutoff {cutoff}" if cutoff else "", versus_note(metrics.get("versus"),
+                                                              self.main_model)])))
 
         self.table_model.set_frame(ranking_frame(self.results, self.main_model,
                                                  metrics.get("versus"))
