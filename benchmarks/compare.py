@@ -4,14 +4,20 @@ Prints (and with --out writes) the markdown tables of docs/results.md: NDCG@10, 
 and Recall@20 per horizon, and training seconds, under the temporal protocol. Datasets
 whose files are absent (../shared/data) are skipped with a note.
 
+Below each dataset's table, for every ``--pairs`` entry whose two variants were run, the
+first's NDCG@20 over the second's, seed by seed, with its paired 95 % interval over the
+evaluated users (the same users in both runs; :mod:`penchant.significance`).
+
     python benchmarks/compare.py [--datasets ml-100k ...] [--models vae ease ...]
-                                 [--seeds 0 1 2] [--out docs/results.md]
+                                 [--seeds 0 1 2] [--pairs vae:time/ease:plain ...]
+                                 [--out docs/results.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import statistics
 import sys
 import tempfile
@@ -21,9 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from penchant.errors import PenchantError
+from penchant.metrics import ListHits
 from penchant.pipeline import build_pipeline, read_document
 from penchant.plugins import default_registry
+from penchant.report import ratio_cell
 from penchant.runner import Runner
+from penchant.significance import paired_ratio
 from penchant.store import RunStore
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +59,9 @@ MODELS: dict[str, dict[str, Any]] = {
 SIDE_FEATURES = [{"plugin": "user-features"}, {"plugin": "behaviour-features"},
                  {"plugin": "item-features"}]
 METRICS = ("ndcg@10", "ndcg@20", "recall@20")
+#: The default pipeline ("vae" with the time options) against the bars of issue #10.
+PAIRS = ["vae:time/ease:plain", "vae:time/recent-popularity:plain"]
+PAIRED_K = 20
 
 
 def variant_doc(base: dict[str, Any], dataset: str, model: str, timed: bool) -> dict[str, Any]:
@@ -71,7 +83,8 @@ def available(dataset: str, model: str) -> bool:
 
 
 def run_one(path: Path, doc: dict[str, Any], seed: int, store: RunStore,
-            work: Path) -> tuple[dict[str, Any], float]:
+            work: Path) -> tuple[dict[str, Any], float, dict[str, ListHits]]:
+    """The model's results, its training seconds and its hits per horizon."""
     doc = copy.deepcopy(doc)
     doc["pipeline"]["seed"] = seed
     registry = default_registry()
@@ -79,7 +92,28 @@ def run_one(path: Path, doc: dict[str, Any], seed: int, store: RunStore,
     result = Runner(pipeline, registry, store, work).run()
     model = pipeline.one("model").plugin
     seconds = result.summary["stages"]["train"]["seconds"]
-    return result.metrics["results"][model], seconds
+    return result.metrics["results"][model], seconds, result.hits[model]
+
+
+def paired_rows(pairs: list[str], kept: dict[str, list[dict[str, ListHits]]],
+                seeds: list[int], horizons: list[str]) -> list[str]:
+    """One markdown row per pair and seed: ratio (interval) per horizon."""
+    rows = []
+    for pair in pairs:
+        first, second = pair.split("/")
+        if first not in kept or second not in kept:
+            continue
+        for seed, a, b in zip(seeds, kept[first], kept[second], strict=False):
+            cells = []
+            for h in horizons:
+                r = paired_ratio(a[h].ndcg(PAIRED_K), b[h].ndcg(PAIRED_K), 0.95, 2000, seed=0)
+                cells.append(ratio_cell(_clean_floats(r)).replace("×", ""))
+            rows.append(f"| {first} ÷ {second} | {seed} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _clean_floats(values: dict[str, float]) -> dict[str, float | None]:
+    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="*", default=list(DATASETS))
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     parser.add_argument("--seeds", nargs="*", type=int, default=[0])
+    parser.add_argument("--pairs", nargs="*", default=PAIRS,
+                        help="MODEL:plain|time/MODEL:plain|time pairs to set against each "
+                             "other with paired intervals (default: the default pipeline "
+                             "against plain EASE and plain recent popularity)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     lines = [f"Measured {date.today()} with `python benchmarks/compare.py "
@@ -106,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             horizons = base.get("evaluation", {}).get("horizons", ["7d", "30d", "90d"])
             header = ["model", "options"] + [f"{h} {m}" for h in horizons for m in METRICS]
             rows = []
+            kept: dict[str, list[dict[str, ListHits]]] = {}
             for model in args.models:
                 if not available(dataset, model):
                     continue
@@ -123,8 +162,15 @@ def main(argv: list[str] | None = None) -> int:
                               f"{time.perf_counter() - started:.0f}s", file=sys.stderr)
                     if runs:
                         rows.append(_row(model, timed, horizons, runs))
+                        kept[f"{model}:{'time' if timed else 'plain'}"] = [h for *_, h in runs]
             table = ["| " + " | ".join([*header, "train s"]) + " |",
                      "|" + "---|" * (len(header) + 1), *rows]
+            paired = paired_rows(args.pairs, kept, args.seeds, horizons)
+            if paired:
+                table += ["", f"NDCG@{PAIRED_K} ratio (95 % paired interval over the "
+                          "evaluated users):", "",
+                          "| pair | seed | " + " | ".join(horizons) + " |",
+                          "|" + "---|" * (len(horizons) + 2), *paired]
             lines += [f"## {dataset}", "", *table, ""]
             print("\n".join(table), flush=True)
     text = "\n".join(lines)
@@ -135,18 +181,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(model: str, timed: bool, horizons: list[str],
-         runs: list[tuple[dict[str, Any], float]]) -> str:
+         runs: list[tuple[dict[str, Any], float, dict[str, ListHits]]]) -> str:
     cells = [model, "time" if timed else "plain"]
     for h in horizons:
         for m in METRICS:
-            values = [r[h][m] for r, _ in runs if r[h].get(m) is not None]
+            values = [r[h][m] for r, *_ in runs if r[h].get(m) is not None]
             if not values:
                 cells.append("-")
                 continue
             mean = statistics.fmean(values)
             spread = max(values) - min(values)
             cells.append(f"{mean:.4f}" + (f" ±{spread:.3f}" if len(values) > 1 else ""))
-    cells.append(f"{statistics.fmean(s for _, s in runs):.1f}")
+    cells.append(f"{statistics.fmean(s for _, s, _ in runs):.1f}")
     return "| " + " | ".join(cells) + " |"
 
 

@@ -179,6 +179,11 @@ def test_the_model_is_set_against_each_baseline_with_an_interval(pipeline_file, 
                                                   / results[name][h]["ndcg@10"])
             assert cell["users"] == results["vae"][h]["users"]
             assert cell["low"] <= cell["ratio"] <= cell["high"]
+    # The hits behind them come with the result, for pairing runs with each other.
+    assert set(result.hits) == set(results)
+    for h in ("7d", "30d"):
+        assert result.hits["vae"][h].ndcg(10).mean() == pytest.approx(
+            results["vae"][h]["ndcg@10"])
     table = metrics_table(result.metrics)
     assert "ndcg@10 of vae ÷ each baseline, with its 95 % interval" in table
     cell = versus["ratios"]["popularity"]["30d"]

@@ -56,6 +56,9 @@ class RunResult:
     metrics: dict[str, Any]
     recommendations: Recommendations
     summary: dict[str, Any] = field(default_factory=dict)
+    #: Per model and horizon, the evaluated users' hits: what pairs one run's users with
+    #: another's (``benchmarks/compare.py`` sets models of separate runs against each other).
+    hits: dict[str, dict[str, ListHits]] = field(default_factory=dict)
 
 
 class Runner:
@@ -76,6 +79,7 @@ class Runner:
         self.stop_reason: str | None = None
         self.summary: dict[str, Any] = {}
         self.run_info: RunInfo | None = None
+        self.hits: dict[str, dict[str, ListHits]] = {}
         #: Resolved secrets, scrubbed from every message and record as a last defence.
         self.secrets = pipeline.secret_values(self.registry)
 
@@ -318,7 +322,7 @@ class Runner:
                                 .reset_index(drop=True))
         self._stage("write", lambda: self._write(model, recommender, features, shown, metrics,
                                                  trajectories))
-        return RunResult(self.run_info, metrics, shown, self.summary)
+        return RunResult(self.run_info, metrics, shown, self.summary, self.hits)
 
     def _merge_feedback(self, dataset: Dataset) -> Dataset:
         """The loaded events with the stored feedback of ``[feedback] runs`` (or of every
@@ -450,7 +454,7 @@ class Runner:
         for name, model in baselines.items():
             lists[name] = (model, top_k(model.score, features, rows, max(ev.k), ctx, exclude))
         light = _light_users(split.train, ev.light_users)
-        hits: dict[str, dict[str, ListHits]] = {}
+        hits = self.hits
         results: dict[str, dict[str, dict[str, float]]] = {}
         segments: dict[str, dict[str, dict[str, float]]] = {}
         for name, (_, recs) in lists.items():
