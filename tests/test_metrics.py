@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from penchant.metrics import evaluate_lists, ndcg_from_scores
+from penchant.metrics import ListHits, ndcg_from_scores
 
 D2, D3, D4 = 1 / math.log2(3), 1 / math.log2(4), 1 / math.log2(5)  # discounts of ranks 2..4
 
@@ -18,7 +18,7 @@ RELEVANT = {"a": ["i2", "i4", "gone"], "b": ["x"], "c": ["q"]}
 
 @pytest.fixture(scope="module")
 def result() -> dict[str, float]:
-    return evaluate_lists(RECS, RELEVANT, ks=[2, 4], catalogue_size=10)
+    return ListHits.of(RECS, RELEVANT, depth=4).metrics([2, 4], catalogue_size=10)
 
 
 def test_ndcg_uses_min_of_k_and_relevant_for_the_ideal(result: dict[str, float]) -> None:
@@ -48,10 +48,21 @@ def test_coverage_counts_distinct_items_shown(result: dict[str, float]) -> None:
 
 
 def test_perfect_list_scores_one_even_with_fewer_relevant_than_k() -> None:
-    r = evaluate_lists({"u": ["a", "b", "c"]}, {"u": ["a"]}, ks=[3], catalogue_size=3)
+    r = ListHits.of({"u": ["a", "b", "c"]}, {"u": ["a"]}, depth=3).metrics([3], 3)
     assert r["ndcg@3"] == pytest.approx(1.0)
     assert r["recall@3"] == pytest.approx(1.0)
     assert r["precision@3"] == pytest.approx(1 / 3)
+
+
+def test_per_user_ndcg_and_a_segment_come_from_the_same_hits() -> None:
+    hits = ListHits.of(RECS, RELEVANT, depth=4)
+    assert hits.users == ["a", "b", "c"]
+    np.testing.assert_allclose(hits.ndcg(2), [D2 / (1 + D2), 1, 0])
+    segment = hits.subset({"a", "c", "not evaluated"})
+    assert segment.users == ["a", "c"] and segment.lists == [RECS["a"], []]
+    np.testing.assert_allclose(segment.ndcg(2), [D2 / (1 + D2), 0])
+    assert segment.metrics([2], 10) == pytest.approx(
+        ListHits.of(RECS, {u: RELEVANT[u] for u in ("a", "c")}, 4).metrics([2], 10))
 
 
 def test_ndcg_from_scores_matches_list_version() -> None:

@@ -106,13 +106,6 @@ class ListHits:
         return out
 
 
-def evaluate_lists(recommended: Mapping[str, Sequence[str]],
-                   relevant: Mapping[str, Sequence[str]], ks: Sequence[int],
-                   catalogue_size: int) -> dict[str, float]:
-    """Every metric at every k of ``relevant``'s users (see :class:`ListHits`)."""
-    return ListHits.of(recommended, relevant, max(ks)).metrics(ks, catalogue_size)
-
-
 def top_columns(scores: np.ndarray, k: int) -> np.ndarray:
     """Each row's k best columns, best first. torch's selection runs on every core and
     takes a fifth of the time of numpy's argpartition and argsort over a wide catalogue."""
