@@ -16,6 +16,7 @@ def test_run_prints_the_metrics_table_then_runs_and_recommend_work(pipeline_file
     printed = capsys.readouterr().out
     assert "vae *" in printed and "popularity" in printed and "30d ndcg@10" in printed
     assert (out / "metrics.json").exists()
+    versus = printed[printed.index("ndcg@10 of vae ÷ each baseline"):].split("\n\n")[0]
 
     assert main(["runs", "list"]) == 0
     listing = capsys.readouterr().out
@@ -24,6 +25,7 @@ def test_run_prints_the_metrics_table_then_runs_and_recommend_work(pipeline_file
     assert main(["runs", "show", "1", "--pipeline"]) == 0
     shown = capsys.readouterr().out
     assert "run 1: test-shop (vae)" in shown and "[model]" in shown
+    assert versus in shown  # the intervals come back from the run's metrics.json
 
     user = (out / "recommendations.csv").read_text().splitlines()[1].split(",")[0]
     assert main(["recommend", "1", "--user", user, "-k", "3", "--json"]) == 0

@@ -9,10 +9,8 @@ run ends and :meth:`ResultsView.show_run` to jump to one.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -33,6 +31,7 @@ from PySide6.QtWidgets import (
 from penchant.interests import PERSISTENCE, RECENCY
 from penchant.params import parse_duration
 from penchant.report import LIGHT, horizon_order, ratio_cell
+from penchant.run_data import run_metrics
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
 from penchant_gui.loss_plot import COLOURS
@@ -58,18 +57,6 @@ NO_METRICS = "This run recorded no ranking metrics (its metrics.json is missing 
 
 
 # -- reading what the run wrote ------------------------------------------------------------
-
-def read_run_metrics(store: RunStore, run_id: int) -> dict[str, Any]:
-    """The run's whole ``metrics.json`` (with ``interests``, which the store's ``metrics``
-    table flattens into ranking rows), or ``{}`` when the file is gone."""
-    path = store.artifacts(run_id).get("metrics")
-    if not path:
-        return {}
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return {}
-
 
 def horizon_days(horizon: str) -> float:
     """``"30d"`` → 30.0: the plot's x axis, so horizons sit at their true distance."""
@@ -372,7 +359,7 @@ class ResultsView(QWidget):
     def _load(self, run_id: int) -> None:
         record = self._records[run_id]
         self.run_id = run_id
-        metrics = read_run_metrics(self.store, run_id)
+        metrics = run_metrics(self.store, run_id)
         self.main_model = str(metrics.get("model") or record.model)
         self.results = dict(metrics.get("results") or {})
         self.interests = dict(metrics.get("interests") or {})

@@ -99,7 +99,8 @@ def cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def cmd_runs_show(args: argparse.Namespace) -> int:
-    from penchant.report import metrics_table
+    from penchant.report import LIGHT, horizon_order, metrics_table, versus_table
+    from penchant.run_data import run_metrics
 
     store = _store(args)
     r = store.run(args.id)
@@ -110,11 +111,15 @@ def cmd_runs_show(args: argparse.Namespace) -> int:
         print(f"error: {r.error}")
     metrics = store.metrics(r.id)
     if metrics:
-        horizons = list(next(iter(metrics.values())))
+        horizons = sorted(next(iter(metrics.values())), key=horizon_order)
         print()
         print(metrics_table({"results": metrics, "horizons": horizons, "model": r.model,
                              "cutoff": (r.summary or {}).get("stages", {})
                              .get("split", {}).get("cutoff", "?")}))
+        versus = run_metrics(store, r.id).get("versus")
+        if versus and versus.get("ratios"):
+            print("\n" + versus_table(versus, [h for h in horizons if not h.endswith(LIGHT)],
+                                      r.model))
     for name, path in store.artifacts(r.id).items():
         print(f"{name}: {path}")
     if args.pipeline:

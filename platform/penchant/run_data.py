@@ -1,4 +1,4 @@
-"""A recorded run's pipeline, cutoff, lists and source data, read again.
+"""A recorded run's pipeline, cutoff, lists, metrics file and source data, read again.
 
 Replaying feedback and reporting on it need what a run saw: the run store keeps each run's
 pipeline (secrets as ``${env:…}`` references) and the file it came from, so relative paths
@@ -8,8 +8,10 @@ code every run uses, never a copy of it.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -19,6 +21,18 @@ from penchant.errors import StoreError
 from penchant.pipeline import Pipeline, build_pipeline
 from penchant.plugins import Registry, default_registry
 from penchant.store import RunRecord, RunStore
+
+
+def run_metrics(store: RunStore, run_id: int) -> dict[str, Any]:
+    """The run's whole ``metrics.json`` (with ``versus`` and ``interests``, which the
+    store's ``metrics`` table leaves out or flattens), or ``{}`` when the file is gone."""
+    path = store.artifacts(run_id).get("metrics")
+    if not path:
+        return {}
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def stored_pipeline(store: RunStore, run_id: int, registry: Registry | None = None
