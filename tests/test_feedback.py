@@ -125,6 +125,10 @@ def test_the_whole_loop_adds_up(shop, tmp_path, store, capsys) -> None:
     assert f"run {after.run.id} popularity" in out and "change" in out
     assert f"{len(actions)} feedback event(s) merged" in out
     assert "30d" in out and "ndcg@5" in out
+    # The retrained run against the first over the same test users, with an interval.
+    paired = out[out.index(f"ndcg@5 of run {after.run.id} popularity ÷ run "
+                           f"{plain.run.id} popularity, with its 95 % interval"):]
+    assert "30d" in paired and "×" in paired
 
 
 def test_report_rates_by_run_position_category_and_day(shop, tmp_path, store) -> None:

@@ -4,10 +4,11 @@ random, and honest when the baseline scores nothing."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from penchant.report import ratio_cell
-from penchant.significance import paired_ratio
+from penchant.report import paired_runs_table, ratio_cell
+from penchant.significance import paired_ratio, paired_runs
 
 
 def test_a_constant_ratio_has_no_width_however_the_users_vary() -> None:
@@ -70,3 +71,27 @@ def test_unpaired_or_misleveled_input_is_refused() -> None:
 ])
 def test_ratio_cells_read_as_a_ratio_and_its_interval(values, text) -> None:
     assert ratio_cell(values) == text
+
+
+def per_user(rows: list[tuple[str, str, float, float]]) -> pd.DataFrame:
+    return pd.DataFrame(rows, columns=["user", "horizon", "ndcg@10", "ndcg@20"])
+
+
+def test_two_runs_pair_over_the_users_both_evaluated() -> None:
+    first = per_user([("a", "7d", 0.1, 0.2), ("b", "7d", 0.3, 0.4), ("c", "7d", 0.5, 0.6),
+                      ("a", "30d", 0.1, 0.1), ("b", "30d", 0.2, 0.2)])
+    second = per_user([("b", "7d", 0.0, 0.8), ("c", "7d", 0.0, 1.2), ("d", "7d", 1.0, 1.0),
+                       ("a", "30d", 0.2, 0.2), ("b", "30d", 0.4, 0.4)])
+    paired = paired_runs(first, second, resamples=200)
+    assert paired["metric"] == "ndcg@20" and list(paired["ratios"]) == ["7d", "30d"]
+    week = paired["ratios"]["7d"]  # b and c only: (0.8 + 1.2) / (0.4 + 0.6)
+    assert week["ratio"] == pytest.approx(2.0) and week["users"] == 2
+    assert (week["first_users"], week["second_users"]) == (3, 3)
+    assert week["low"] == pytest.approx(2.0) and week["high"] == pytest.approx(2.0)
+    table = paired_runs_table(paired, "run 1", "run 2")
+    assert "ndcg@20 of run 2 ÷ run 1, with its 95 % interval" in table
+    assert "2 (of 3 and 3)" in table and "2.00× (2.00–2.00)" in table
+    assert "30d      2      " in table  # the same users: no note
+    # A horizon only the second run has is skipped; no shared metric, no comparison.
+    assert list(paired_runs(first[first["horizon"] == "30d"], second)["ratios"]) == ["30d"]
+    assert paired_runs(first.drop(columns=["ndcg@10", "ndcg@20"]), second) is None

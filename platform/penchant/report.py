@@ -81,6 +81,21 @@ def versus_table(versus: Mapping[str, Any], horizons: Sequence[str],
             + table(rows, ["baseline", *horizons]))
 
 
+def paired_runs_table(paired: Mapping[str, Any], first: str, second: str) -> str:
+    """Two runs' NDCG per horizon as ``second ÷ first`` with its interval over the users
+    both evaluated (:func:`penchant.significance.paired_runs`)."""
+    rows = []
+    for horizon, values in paired["ratios"].items():
+        users = int(values["users"])
+        counts = {int(values["first_users"]), int(values["second_users"])}
+        note = "" if counts == {users} else (f" (of {int(values['first_users'])} and "
+                                             f"{int(values['second_users'])})")
+        rows.append([horizon, f"{users}{note}", ratio_cell(values)])
+    level = round(100 * paired["level"], 1)
+    return (f"{paired['metric']} of {second} ÷ {first}, with its {level:g} % interval over "
+            "the users both evaluated\n" + table(rows, ["horizon", "users", "ratio"]))
+
+
 def ratio_cell(values: Mapping[str, Any]) -> str:
     """``1.18× (1.05–1.32)``; an interval open above (the baseline scored nothing in some
     resamples) ends in ∞, and a baseline that scored nothing at all reads ``∞``.

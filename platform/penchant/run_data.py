@@ -35,6 +35,15 @@ def run_metrics(store: RunStore, run_id: int) -> dict[str, Any]:
         return {}
 
 
+def user_metrics(store: RunStore, run_id: int) -> pd.DataFrame | None:
+    """The run's ``user_metrics.csv`` (user, horizon, ``ndcg@k``…), or None for a run
+    written before runs kept it, or whose file is gone."""
+    path = store.artifacts(run_id).get("user_metrics")
+    if not path or not Path(path).exists():
+        return None
+    return pd.read_csv(path, dtype={"user": "string", "horizon": "string"})
+
+
 def stored_pipeline(store: RunStore, run_id: int, registry: Registry | None = None
                     ) -> Pipeline:
     """The pipeline the run used, with relative paths read from the folder of the file it

@@ -518,6 +518,12 @@ class Runner:
         if trajectories is not None:
             paths["trajectories"] = atomic.write_text(
                 out / "trajectories.csv", trajectories.to_csv(index=False, float_format="%.5g"))
+        main = self.pipeline.one("model").plugin
+        if main in self.hits:
+            paths["user_metrics"] = atomic.write_text(
+                out / "user_metrics.csv",
+                user_metrics(self.hits[main], self.pipeline.evaluation.k)
+                .to_csv(index=False, float_format="%.5g"))
         self.store.add_metrics(self.run_info.id, _stored_metrics(metrics))
         self.store.add_artifacts(self.run_info.id, {k: str(v.resolve()) for k, v in
                                                     paths.items()})
@@ -567,6 +573,15 @@ def _dataset_summary(ds: Dataset) -> dict[str, Any]:
     f = ds.events.frame
     return {"events": len(f), "users": int(f["user"].nunique()),
             "items": int(f["item"].nunique())}
+
+
+def user_metrics(hits: dict[str, ListHits], ks: list[int]) -> pd.DataFrame:
+    """Each evaluated user's NDCG per horizon and k: what pairs this run with another over
+    the same users (``penchant runs compare``)."""
+    frames = [pd.DataFrame({"user": by_h.users, "horizon": horizon,
+                            **{f"ndcg@{k}": by_h.ndcg(k) for k in ks}})
+              for horizon, by_h in hits.items()]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _stored_metrics(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -10,7 +10,10 @@ could move with another draw of users. The ratio is what the project's bars are 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 #: Index draws held in memory at once (resamples × users), about 16 MB of int64.
 _CHUNK = 2_000_000
@@ -57,3 +60,27 @@ def paired_ratio(model: np.ndarray, baseline: np.ndarray, level: float, resample
 def _ratio(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | float:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.divide(a, b)
+
+
+def paired_runs(first: pd.DataFrame, second: pd.DataFrame, level: float = 0.95,
+                resamples: int = 1000, seed: int = 0) -> dict[str, Any] | None:
+    """``second``'s NDCG over ``first``'s per horizon, paired over the users both runs
+    evaluated (two runs' ``user_metrics.csv``: user, horizon, ``ndcg@k``…), at the
+    largest k both hold; None when they share no metric. Each horizon's entry also counts
+    the users each run evaluated, since a run on other data or another cutoff pairs only
+    its overlap."""
+    shared = [c for c in first.columns if c.startswith("ndcg@") and c in second.columns]
+    if not shared:
+        return None
+    metric = max(shared, key=lambda c: int(c.split("@")[1]))
+    out: dict[str, Any] = {"metric": metric, "level": level, "ratios": {}}
+    for horizon in dict.fromkeys(first["horizon"]):
+        a = first[first["horizon"] == horizon].set_index("user")[metric]
+        b = second[second["horizon"] == horizon].set_index("user")[metric]
+        if b.empty:
+            continue
+        both = a.index.intersection(b.index)
+        out["ratios"][horizon] = {
+            **paired_ratio(b[both].to_numpy(), a[both].to_numpy(), level, resamples, seed),
+            "first_users": float(len(a)), "second_users": float(len(b))}
+    return out
