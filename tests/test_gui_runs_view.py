@@ -19,11 +19,11 @@ PIPELINE = '[pipeline]\nname = "{name}"\n\n[model]\nplugin = "{model}"\n'
 
 def add_run(store: RunStore, name: str, model: str, status: str,
             ndcg: dict[str, float] | None = None, epochs: int = 0,
-            error: str | None = None) -> int:
+            error: str | None = None, folder: Path | None = None) -> int:
     """A run as the runner records it: metrics for the model and a baseline, and per-epoch
     loss terms with the validation metric (plus the epoch time, which is not plotted)."""
     run_id = store.start_run(name, model, PIPELINE.format(name=name, model=model),
-                             {"model": {"plugin": model}}, f"/tmp/runs/{name}")
+                             {"model": {"plugin": model}}, str(folder or f"/tmp/runs/{name}"))
     for epoch in range(1, epochs + 1):
         store.add_losses(run_id, model, epoch, {"loss": 100.0 / epoch, "kl": 1.0 / epoch,
                                                 "seconds": 0.5, "val_ndcg@20": 0.1 * epoch})
@@ -159,6 +159,28 @@ def test_compare_overlays_runs(qtbot, filled: RunStore) -> None:
     assert list(comparison.metrics_model.frame["model"]) == ["vae", "dae"]
     view.select_runs([1])
     assert view.pages.currentWidget() is view.details
+
+
+def test_two_runs_with_per_user_scores_compare_with_an_interval(qtbot, tmp_path: Path
+                                                                ) -> None:
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    for name, scores in (("before", [0.1, 0.2, 0.3]), ("after", [0.2, 0.4, 0.6])):
+        folder = tmp_path / name
+        folder.mkdir()
+        run_id = add_run(store, name, "vae", "finished", {"7d": 0.2}, folder=folder)
+        pd.DataFrame({"user": ["a", "b", "c"], "horizon": "7d", "ndcg@20": scores}).to_csv(
+            folder / "user_metrics.csv", index=False)
+        store.add_artifacts(run_id, {"user_metrics": str(folder / "user_metrics.csv")})
+    add_run(store, "third", "vae", "finished", {"7d": 0.1})
+    view = RunsView(store)
+    qtbot.addWidget(view)
+    view.select_runs([2, 1])
+    view.compare()
+    assert ("ndcg@20 of run 2 ÷ run 1, 95 % interval over the users both evaluated: "
+            "7d 2.00× (2.00–2.00)") in view.comparison.header.text()
+    view.select_runs([1, 2, 3])  # three runs: no pairing
+    view.compare()
+    assert "÷" not in view.comparison.header.text()
 
 
 def test_open_pipeline_emits_the_stored_toml(qtbot, filled: RunStore) -> None:

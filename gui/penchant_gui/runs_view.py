@@ -46,7 +46,9 @@ from PySide6.QtWidgets import (
 
 from penchant.artifacts import delete_run
 from penchant.errors import PenchantError
-from penchant.report import LIGHT, horizon_order
+from penchant.report import LIGHT, horizon_order, ratio_cell
+from penchant.run_data import user_metrics
+from penchant.significance import paired_runs
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
 from penchant_gui.loss_plot import LossPlot
@@ -551,15 +553,25 @@ class RunComparison(QWidget):
     def val_plot(self) -> LossPlot:
         return self.curves.val_plot
 
-    def show_runs(self, runs: Sequence[tuple[RunRecord, Metrics, list[dict[str, Any]]]]
-                  ) -> None:
-        """Compare these runs, oldest first, as their curves' colours are assigned."""
+    def show_runs(self, runs: Sequence[tuple[RunRecord, Metrics, list[dict[str, Any]]]],
+                  paired: Mapping[str, Any] | None = None) -> None:
+        """Compare these runs, oldest first, as their curves' colours are assigned; for two
+        runs, ``paired`` (:func:`penchant.significance.paired_runs` of the older and the
+        newer) adds the newer's NDCG ratio with its interval per horizon."""
         runs = sorted(runs, key=lambda run: run[0].id)
         self._runs = [(record, metrics) for record, metrics, _ in runs]
         names = " · ".join(f"run {r.id}: {html.escape(r.name)} ({html.escape(r.model)}, "
                            f"{html.escape(r.status)})" for r, _, _ in runs)
+        ratios = ""
+        if paired and paired.get("ratios") and len(runs) == 2:
+            first, second = (record.id for record, _, _ in runs)
+            cells = " · ".join(f"{h} {html.escape(ratio_cell(v))}"
+                               for h, v in paired["ratios"].items())
+            ratios = (f"<br>{paired['metric']} of run {second} ÷ run {first}, "
+                      f"{round(100 * paired['level'], 1):g} % interval over the users both "
+                      f"evaluated: {cells}")
         self.header.setText(f"<span style='font-size: 13pt'><b>Comparing {len(runs)} runs"
-                            f"</b></span><br>{names}")
+                            f"</b></span><br>{names}{ratios}")
         self._fill_table()
         training: Curves = {}
         validation: Curves = {}
@@ -800,8 +812,13 @@ class RunsView(QWidget):
         ids = self.selected_ids()
         if len(ids) < 2:
             return
+        paired = None
+        if len(ids) == 2:
+            per_user = [user_metrics(self.store, i) for i in sorted(ids)]
+            if all(frame is not None for frame in per_user):
+                paired = paired_runs(*per_user)
         self.comparison.show_runs([(self._records[i], self._metrics[i], self.store.losses(i))
-                                   for i in ids])
+                                   for i in ids], paired)
         self.pages.setCurrentWidget(self.comparison)
 
     # -- reacting to the user --------------------------------------------------------
