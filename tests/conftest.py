@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,17 @@ horizons = ["7d", "30d"]
 k = [5, 10]
 recommend_k = 10
 """
+
+
+@pytest.fixture(autouse=True)
+def _collect_qt_garbage_here(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a test that built widgets, collect its garbage in the main thread: left for
+    later, a Qt object in a reference cycle is destroyed by whichever thread's allocation
+    triggers the collector, and off the GUI thread that deadlocks PySide (it hung the
+    threaded run-store test once)."""
+    yield
+    if "qtbot" in request.fixturenames:
+        gc.collect()
 
 
 # Fuzzing (tests/test_fuzz_*.py) is repeatable in CI: derandomised, with a deadline that only

@@ -3,6 +3,7 @@ builder to the runs table."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -115,7 +116,10 @@ def test_the_app_starts_with_a_pipeline_and_quits(qtbot, tmp_path, monkeypatch) 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))  # QSettings' home
     seen: list[str] = []
 
+    collecting: list[bool] = []
+
     def close_all() -> None:
+        collecting.append(gc.isenabled())
         for widget in QApplication.topLevelWidgets():
             if isinstance(widget, MainWindow):
                 seen.append(widget.windowTitle())
@@ -124,3 +128,6 @@ def test_the_app_starts_with_a_pipeline_and_quits(qtbot, tmp_path, monkeypatch) 
     QTimer.singleShot(1500, close_all)
     assert main(["gui", str(DEFAULT)]) == 0
     assert seen and seen[0].startswith("default.toml")
+    # While the app runs, garbage is collected on a GUI-thread timer only, never by a
+    # training thread; afterwards the interpreter's own collector is back.
+    assert collecting == [False] and gc.isenabled()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run_app(pipeline: Path | None = None, store_url: str | None = None) -> int:
+    from pyqtgraph.util.garbage_collector import GarbageCollector
     from PySide6.QtWidgets import QApplication
 
     from penchant.plugins import default_registry
@@ -27,11 +29,20 @@ def run_app(pipeline: Path | None = None, store_url: str | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Penchant")
     app.setOrganizationName("Penchant")
+    # Python's cyclic collector runs in whichever thread happens to allocate, and training
+    # runs in a worker thread: a Qt object it collected there would be destroyed off the
+    # GUI thread, which deadlocks PySide (seen in the test suite). Collect on a GUI-thread
+    # timer instead; the collector lives as long as the event loop.
+    collector = GarbageCollector(interval=1.0)
     window = MainWindow(default_registry(), RunStore(store_url))
     if pipeline is not None:
         window.open_path(pipeline)
     window.show()
-    return app.exec()
+    try:
+        return app.exec()
+    finally:
+        collector.timer.stop()
+        gc.enable()
 
 
 if __name__ == "__main__":
