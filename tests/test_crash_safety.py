@@ -119,7 +119,8 @@ def test_a_run_killed_anywhere_resumes_to_the_same_result(point, crash_pipeline,
     leftovers = [p.name for p in folder.rglob(".*") if p.is_file()]
     assert all(name.startswith((".last.pt.", ".metrics.json.", ".model.pt.",
                                 ".recommendations.csv.", ".features.npz.", ".losses.csv.",
-                                ".pipeline.toml.", ".trajectories.csv.")) for name in leftovers)
+                                ".pipeline.toml.", ".trajectories.csv.", ".user_metrics.csv."))
+               for name in leftovers)
 
     checkpoints = sorted(folder.rglob("last.pt"))
     resumed = penchant(home, "count", 0, "run", "--resume", str(run.id))
