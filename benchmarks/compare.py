@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 import statistics
 import sys
 import tempfile
@@ -107,13 +106,10 @@ def paired_rows(pairs: list[str], kept: dict[str, list[dict[str, ListHits]]],
             cells = []
             for h in horizons:
                 r = paired_ratio(a[h].ndcg(PAIRED_K), b[h].ndcg(PAIRED_K), 0.95, 2000, seed=0)
-                cells.append(ratio_cell(_clean_floats(r)).replace("×", ""))
+                cells.append(ratio_cell(r).replace("×", ""))
             rows.append(f"| {first} ÷ {second} | {seed} | " + " | ".join(cells) + " |")
     return rows
 
-
-def _clean_floats(values: dict[str, float]) -> dict[str, float | None]:
-    return {k: (v if math.isfinite(v) else None) for k, v in values.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

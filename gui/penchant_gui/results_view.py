@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from penchant.interests import PERSISTENCE, RECENCY
 from penchant.params import parse_duration
-from penchant.report import LIGHT, horizon_order, ratio_cell
+from penchant.report import LIGHT, horizon_order, level_text, ratio_cell
 from penchant.run_data import run_metrics
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
@@ -118,7 +118,7 @@ def versus_note(versus: Mapping[str, Any] | None, main: str) -> str:
     if not (versus or {}).get("ratios"):
         return ""
     return (f"{main} ÷ it: the ratio of their {versus['metric']}, with its "
-            f"{round(100 * versus['level'], 1):g} % interval over resampled users")
+            f"{level_text(versus['level'])} interval over resampled users")
 
 
 def ranking_series(results: Metrics, metric: str) -> dict[str, tuple[list[float], list[float]]]:

@@ -46,9 +46,8 @@ from PySide6.QtWidgets import (
 
 from penchant.artifacts import delete_run
 from penchant.errors import PenchantError
-from penchant.report import LIGHT, horizon_order, ratio_cell
-from penchant.run_data import user_metrics
-from penchant.significance import paired_runs
+from penchant.report import LIGHT, horizon_order, level_text, ratio_cell
+from penchant.run_data import paired_users
 from penchant.store import RunRecord, RunStore
 from penchant_gui.frame_model import FrameModel
 from penchant_gui.loss_plot import LossPlot
@@ -568,7 +567,7 @@ class RunComparison(QWidget):
             cells = " · ".join(f"{h} {html.escape(ratio_cell(v))}"
                                for h, v in paired["ratios"].items())
             ratios = (f"<br>{paired['metric']} of run {second} ÷ run {first}, "
-                      f"{round(100 * paired['level'], 1):g} % interval over the users both "
+                      f"{level_text(paired['level'])} interval over the users both "
                       f"evaluated: {cells}")
         self.header.setText(f"<span style='font-size: 13pt'><b>Comparing {len(runs)} runs"
                             f"</b></span><br>{names}{ratios}")
@@ -812,11 +811,7 @@ class RunsView(QWidget):
         ids = self.selected_ids()
         if len(ids) < 2:
             return
-        paired = None
-        if len(ids) == 2:
-            per_user = [user_metrics(self.store, i) for i in sorted(ids)]
-            if all(frame is not None for frame in per_user):
-                paired = paired_runs(*per_user)
+        paired = paired_users(self.store, *sorted(ids)) if len(ids) == 2 else None
         self.comparison.show_runs([(self._records[i], self._metrics[i], self.store.losses(i))
                                    for i in ids], paired)
         self.pages.setCurrentWidget(self.comparison)

@@ -144,8 +144,7 @@ def cmd_runs_delete(args: argparse.Namespace) -> int:
 
 def cmd_runs_compare(args: argparse.Namespace) -> int:
     from penchant.report import compare_table, paired_runs_table
-    from penchant.run_data import user_metrics
-    from penchant.significance import paired_runs
+    from penchant.run_data import paired_users
 
     store = _store(args)
     columns = []
@@ -161,12 +160,10 @@ def cmd_runs_compare(args: argparse.Namespace) -> int:
         columns.append((f"run {r.id} {r.model}", store.metrics(r.id).get(r.model, {})))
     print()
     print(compare_table(columns, None if args.all else ("ndcg", "recall", "hr", "users")))
-    if len(args.ids) == 2:
-        per_user = [user_metrics(store, run_id) for run_id in args.ids]
-        paired = None if any(f is None for f in per_user) else paired_runs(*per_user)
-        if paired and paired["ratios"]:
-            first, second = (label for label, _ in columns)
-            print("\n" + paired_runs_table(paired, first, second))
+    paired = paired_users(store, *args.ids) if len(args.ids) == 2 else None
+    if paired and paired["ratios"]:
+        first, second = (label for label, _ in columns)
+        print("\n" + paired_runs_table(paired, first, second))
     return 0
 
 

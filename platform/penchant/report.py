@@ -75,9 +75,8 @@ def versus_table(versus: Mapping[str, Any], horizons: Sequence[str],
     excludes 1 is a lead (or a lag) that another draw of users would keep."""
     rows = [[name] + [ratio_cell(versus["ratios"][name].get(h, {})) for h in horizons]
             for name in sorted(versus["ratios"])]
-    level = round(100 * versus["level"], 1)
     return (f"{versus['metric']} of {main or 'the model'} ÷ each baseline, with its "
-            f"{level:g} % interval over resampled users\n"
+            f"{level_text(versus['level'])} interval over resampled users\n"
             + table(rows, ["baseline", *horizons]))
 
 
@@ -91,22 +90,32 @@ def paired_runs_table(paired: Mapping[str, Any], first: str, second: str) -> str
         note = "" if counts == {users} else (f" (of {int(values['first_users'])} and "
                                              f"{int(values['second_users'])})")
         rows.append([horizon, f"{users}{note}", ratio_cell(values)])
-    level = round(100 * paired["level"], 1)
-    return (f"{paired['metric']} of {second} ÷ {first}, with its {level:g} % interval over "
-            "the users both evaluated\n" + table(rows, ["horizon", "users", "ratio"]))
+    return (f"{paired['metric']} of {second} ÷ {first}, with its "
+            f"{level_text(paired['level'])} interval over the users both evaluated\n"
+            + table(rows, ["horizon", "users", "ratio"]))
+
+
+def level_text(level: float) -> str:
+    """A confidence level as the tables print it: 0.95 → ``95 %``."""
+    return f"{round(100 * level, 1):g} %"
 
 
 def ratio_cell(values: Mapping[str, Any]) -> str:
     """``1.18× (1.05–1.32)``; an interval open above (the baseline scored nothing in some
-    resamples) ends in ∞, and a baseline that scored nothing at all reads ``∞``.
-    (metrics.json holds no infinities, so a ratio without a value is read from the
-    difference: the model scored something.)"""
-    ratio, low, high = (values.get(key) for key in ("ratio", "low", "high"))
+    resamples) ends in ∞, and a baseline that scored nothing at all reads ``∞``. Values
+    may be infinite or NaN (as :mod:`penchant.significance` returns them) or None (as
+    metrics.json keeps them, so a ratio without a value is read from the difference: the
+    model scored something)."""
+    ratio, low, high = (_finite(values.get(key)) for key in ("ratio", "low", "high"))
     if ratio is None:
         return "∞" if (values.get("difference") or 0) > 0 else "-"
     if low is None:
         return f"{ratio:.2f}×"
     return f"{ratio:.2f}× ({low:.2f}–{'∞' if high is None else f'{high:.2f}'})"
+
+
+def _finite(value: Any) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
 
 
 def interests_table(interests: Mapping[str, Any], horizons: Sequence[str],

@@ -20,6 +20,7 @@ from penchant.data import Dataset
 from penchant.errors import StoreError
 from penchant.pipeline import Pipeline, build_pipeline
 from penchant.plugins import Registry, default_registry
+from penchant.significance import paired_runs
 from penchant.store import RunRecord, RunStore
 
 
@@ -42,6 +43,16 @@ def user_metrics(store: RunStore, run_id: int) -> pd.DataFrame | None:
     if not path or not Path(path).exists():
         return None
     return pd.read_csv(path, dtype={"user": "string", "horizon": "string"})
+
+
+def paired_users(store: RunStore, first: int, second: int) -> dict[str, Any] | None:
+    """Run ``second``'s NDCG over run ``first``'s with paired intervals over the users both
+    evaluated (:func:`penchant.significance.paired_runs`); None when either run has no
+    per-user metrics."""
+    frames = [user_metrics(store, run_id) for run_id in (first, second)]
+    if frames[0] is None or frames[1] is None:
+        return None
+    return paired_runs(frames[0], frames[1])
 
 
 def stored_pipeline(store: RunStore, run_id: int, registry: Registry | None = None

@@ -522,7 +522,7 @@ class Runner:
         if main in self.hits:
             paths["user_metrics"] = atomic.write_text(
                 out / "user_metrics.csv",
-                user_metrics(self.hits[main], self.pipeline.evaluation.k)
+                _user_metrics(self.hits[main], self.pipeline.evaluation.k)
                 .to_csv(index=False, float_format="%.5g"))
         self.store.add_metrics(self.run_info.id, _stored_metrics(metrics))
         self.store.add_artifacts(self.run_info.id, {k: str(v.resolve()) for k, v in
@@ -575,7 +575,7 @@ def _dataset_summary(ds: Dataset) -> dict[str, Any]:
             "items": int(f["item"].nunique())}
 
 
-def user_metrics(hits: dict[str, ListHits], ks: list[int]) -> pd.DataFrame:
+def _user_metrics(hits: dict[str, ListHits], ks: list[int]) -> pd.DataFrame:
     """Each evaluated user's NDCG per horizon and k: what pairs this run with another over
     the same users (``penchant runs compare``)."""
     frames = [pd.DataFrame({"user": by_h.users, "horizon": horizon,
