@@ -95,3 +95,23 @@ def test_two_runs_pair_over_the_users_both_evaluated() -> None:
     # A horizon only the second run has is skipped; no shared metric, no comparison.
     assert list(paired_runs(first[first["horizon"] == "30d"], second)["ratios"]) == ["30d"]
     assert paired_runs(first.drop(columns=["ndcg@10", "ndcg@20"]), second) is None
+
+
+def test_grouped_values_are_resampled_together() -> None:
+    """A user evaluated from three cutoffs is one unit, not three: the interval of the
+    triplicated values grouped by user is that of the originals, while treating the copies
+    as independent users would narrow it by about √3."""
+    rng = np.random.default_rng(3)
+    model, baseline = rng.gamma(2.0, 0.05, 60), rng.gamma(2.0, 0.04, 60)
+    once = paired_ratio(model, baseline, 0.95, 2000, seed=1)
+    thrice = np.repeat(model, 3), np.repeat(baseline, 3)
+    users = np.repeat(np.arange(60), 3)
+    grouped = paired_ratio(*thrice, 0.95, 2000, seed=1, groups=users)
+    assert grouped["low"] == pytest.approx(once["low"])
+    assert grouped["high"] == pytest.approx(once["high"])
+    assert grouped["users"] == 60 and grouped["evaluations"] == 180
+    assert "evaluations" not in once
+    loose = paired_ratio(*thrice, 0.95, 2000, seed=1)
+    assert loose["high"] - loose["low"] < 0.7 * (once["high"] - once["low"])
+    with pytest.raises(ValueError, match="one label per value"):
+        paired_ratio(model, baseline, 0.95, 100, seed=0, groups=users)

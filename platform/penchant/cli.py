@@ -87,6 +87,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from penchant.backtest import backtest
+    from penchant.plugins import default_registry
+    from penchant.progress import ProgressPrinter
+    from penchant.report import backtest_table
+
+    registry = default_registry()
+    _warn_failures(registry)
+    result = backtest(args.pipeline, args.cutoffs, registry, _store(args), args.set or (),
+                      [ProgressPrinter()], args.device)
+    print(backtest_table(result.metrics))
+    print("\nruns " + ", ".join(str(r.run.id) for r in result.runs)
+          + " finished; each is in the run store (penchant runs show ID)")
+    return 0
+
+
 def cmd_runs_list(args: argparse.Namespace) -> int:
     from penchant.report import headline, table
 
@@ -348,6 +364,18 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--work", type=Path, help="folder for the trials' run folders")
     tune.set_defaults(func=cmd_tune)
 
+    back = sub.add_parser("backtest", help="run a pipeline from several cutoffs and pool "
+                                           "its results per horizon")
+    back.add_argument("pipeline", type=Path)
+    back.add_argument("--cutoffs", nargs="+", required=True, type=_cutoff,
+                      metavar="CUTOFF",
+                      help="quantiles of event times (0.6 0.7 0.8) or dates, each replacing "
+                           "[evaluation] cutoff for one run")
+    back.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
+                      help="override a pipeline value for every run, as for run")
+    back.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    back.set_defaults(func=cmd_backtest)
+
     runs = sub.add_parser("runs", help="list and inspect recorded runs").add_subparsers(
         dest="runs_command", required=True)
     runs_list = runs.add_parser("list", help="recent runs")
@@ -454,6 +482,15 @@ def build_parser() -> argparse.ArgumentParser:
 def _warn_failures(registry: Any) -> None:
     for failure in registry.failures:
         print(f"warning: plugin skipped: {failure}", file=sys.stderr)
+
+
+def _cutoff(text: str) -> float | str:
+    """``0.7`` is a quantile of event times; anything else a date, as in
+    ``[evaluation] cutoff`` (checked with the pipeline)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
 
 
 def _process_count(text: str) -> int:

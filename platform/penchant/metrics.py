@@ -96,12 +96,27 @@ class ListHits:
         """Each user's NDCG@k."""
         return ndcg_rows(self.hits, self.n_relevant, k)
 
-    def metrics(self, ks: Sequence[int], catalogue_size: int) -> dict[str, float]:
-        """Every metric at every k, e.g. ``{"ndcg@10": …, "users": 812}``."""
+    @classmethod
+    def concat(cls, parts: Sequence[ListHits]) -> ListHits:
+        """The rows of every part, in order (a user may appear more than once: a backtest
+        evaluates users from several cutoffs)."""
+        return cls([u for p in parts for u in p.users], [x for p in parts for x in p.lists],
+                   np.concatenate([p.hits for p in parts]),
+                   np.concatenate([p.n_relevant for p in parts]))
+
+    def averages(self, ks: Sequence[int]) -> dict[str, float]:
+        """Every per-user metric at every k, averaged over the rows, e.g.
+        ``{"ndcg@10": …, "users": 812}``."""
         out: dict[str, float] = {"users": float(len(self.users))}
         for k in ks:
             for name, value in metrics_from_hits(self.hits, self.n_relevant, k).items():
                 out[f"{name}@{k}"] = value
+        return out
+
+    def metrics(self, ks: Sequence[int], catalogue_size: int) -> dict[str, float]:
+        """:meth:`averages` and, at every k, the share of the catalogue the lists show."""
+        out = self.averages(ks)
+        for k in ks:
             out[f"coverage@{k}"] = coverage(self.lists, k, catalogue_size)
         return out
 

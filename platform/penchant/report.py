@@ -80,6 +80,23 @@ def versus_table(versus: Mapping[str, Any], horizons: Sequence[str],
             + table(rows, ["baseline", *horizons]))
 
 
+def backtest_table(metrics: Mapping[str, Any]) -> str:
+    """A backtest (:mod:`penchant.backtest`): the model's NDCG per cutoff, then every
+    list's metrics pooled over the cutoffs and the pooled ratios to the baselines."""
+    horizons = list(metrics["horizons"])
+    metric = f"ndcg@{max(metrics['k'])}"
+    rows = [[f"{c['cutoff']}"[:19], c["run"]]
+            + [f"{c[metric][h]:.4f} ({c['users'][h]})" if c[metric][h] is not None
+               else "-" for h in horizons] for c in metrics["cutoffs"]]
+    users = {h: int(metrics["results"][metrics["model"]][h]["distinct_users"])
+             for h in horizons}
+    return (f"{metric} of {metrics['model']} from each cutoff (users evaluated)\n"
+            + table(rows, ["cutoff", "run", *horizons])
+            + "\n\npooled over the cutoffs' evaluations ("
+            + ", ".join(f"{h}: {u} distinct users" for h, u in users.items()) + ")\n"
+            + metrics_table(metrics))
+
+
 def paired_runs_table(paired: Mapping[str, Any], first: str, second: str) -> str:
     """Two runs' NDCG per horizon as ``second ÷ first`` with its interval over the users
     both evaluated (:func:`penchant.significance.paired_runs`)."""

@@ -31,7 +31,7 @@ from penchant.pipeline import ComponentSpec, Pipeline, dump
 from penchant.plugins import Registry, default_registry
 from penchant.ranking import top_k
 from penchant.secrets import scrub
-from penchant.significance import paired_ratio
+from penchant.significance import versus
 from penchant.split import relevant_items, resolve_cutoff, temporal_split, validation_cut
 from penchant.store import RunStore, penchant_home
 
@@ -469,12 +469,8 @@ class Runner:
         out = {"cutoff": str(split.cutoff), "horizons": list(ev.horizons), "k": list(ev.k),
                "model": main, "results": _clean(results)}
         if ev.intervals and main in hits:
-            k = max(ev.k)
-            out["versus"] = {"metric": f"ndcg@{k}", "level": ev.intervals, "ratios": _clean({
-                name: {h: paired_ratio(hits[main][h].ndcg(k), by_h[h].ndcg(k),
-                                       ev.intervals, ev.resamples, self.pipeline.seed)
-                       for h in ev.horizons}
-                for name, by_h in hits.items() if name != main})}
+            out["versus"] = _clean(versus(hits, main, max(ev.k), ev.intervals, ev.resamples,
+                                          self.pipeline.seed))
         if light is not None:
             out["light_users"] = {"max_events": ev.light_users, "results": _clean(segments)}
         return out
