@@ -8,9 +8,14 @@ Below each dataset's table, for every ``--pairs`` entry whose two variants were 
 first's NDCG@20 over the second's, seed by seed, with its paired 95 % interval over the
 evaluated users (the same users in both runs; :mod:`penchant.significance`).
 
+With several ``--cutoffs`` (quantiles of event times) every variant and seed is run from
+each, as ``penchant backtest`` does, and its figures pool every (cutoff, user)
+evaluation; the paired intervals then resample users whole.
+
     python benchmarks/compare.py [--datasets ml-100k ...] [--models vae ease ...]
                                  [--seeds 0 1 2] [--pairs vae:time/ease:plain ...]
-                                 [--out docs/results.md]
+                                 [--cutoffs 0.6 0.7 0.8] [--variants time]
+                                 [--light-users 3] [--out docs/results.md]
 """
 
 from __future__ import annotations
@@ -21,15 +26,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from penchant.errors import PenchantError
 from penchant.metrics import ListHits
 from penchant.pipeline import build_pipeline, read_document
 from penchant.plugins import default_registry
-from penchant.report import ratio_cell
+from penchant.report import LIGHT, ratio_cell
 from penchant.runner import Runner
 from penchant.significance import paired_ratio
 from penchant.store import RunStore
@@ -81,35 +89,51 @@ def available(dataset: str, model: str) -> bool:
     return model != "cvae" or dataset == "demo-shop"  # the others have no side tables
 
 
-def run_one(path: Path, doc: dict[str, Any], seed: int, store: RunStore,
-            work: Path) -> tuple[dict[str, Any], float, dict[str, ListHits]]:
-    """The model's results, its training seconds and its hits per horizon."""
-    doc = copy.deepcopy(doc)
-    doc["pipeline"]["seed"] = seed
+def run_one(path: Path, doc: dict[str, Any], seed: int, cutoffs: Sequence[float],
+            store: RunStore, work: Path) -> tuple[dict[str, Any], float, dict[str, ListHits]]:
+    """The model's results pooled over ``cutoffs`` (one run from each), its training
+    seconds (mean over the runs) and its hits per horizon (every run's rows)."""
     registry = default_registry()
-    pipeline = build_pipeline(doc, registry, path)
-    result = Runner(pipeline, registry, store, work).run()
-    model = pipeline.one("model").plugin
-    seconds = result.summary["stages"]["train"]["seconds"]
-    return result.metrics["results"][model], seconds, result.hits[model]
+    seconds, parts = [], []
+    for cutoff in cutoffs:
+        doc = copy.deepcopy(doc)
+        doc["pipeline"]["seed"] = seed
+        doc["evaluation"]["cutoff"] = cutoff
+        pipeline = build_pipeline(doc, registry, path)
+        result = Runner(pipeline, registry, store, work).run()
+        seconds.append(result.summary["stages"]["train"]["seconds"])
+        hits = result.hits[pipeline.one("model").plugin]
+        if result.light_users is not None:
+            hits |= {f"{h}{LIGHT}": hits[h].subset(result.light_users) for h in list(hits)}
+        parts.append(hits)
+    ks = doc["evaluation"].get("k", [10, 20])
+    hits = {h: ListHits.concat([p[h] for p in parts]) for h in parts[0]}
+    return ({h: by_h.averages(ks) for h, by_h in hits.items()}, statistics.fmean(seconds),
+            hits)
 
 
 def paired_rows(pairs: list[str], kept: dict[str, list[dict[str, ListHits]]],
                 seeds: list[int], horizons: list[str]) -> list[str]:
-    """One markdown row per pair and seed: ratio (interval) per horizon."""
+    """One markdown row per pair and seed, ratio (interval) per horizon, and with several
+    seeds one for their mean: each user's NDCG averaged over the seeds (every seed
+    evaluates the same users), the figure the bars are stated in."""
     rows = []
     for pair in pairs:
         first, second = pair.split("/")
         if first not in kept or second not in kept:
             continue
-        for seed, a, b in zip(seeds, kept[first], kept[second], strict=False):
-            cells = []
-            for h in horizons:
-                r = paired_ratio(a[h].ndcg(PAIRED_K), b[h].ndcg(PAIRED_K), 0.95, 2000, seed=0)
-                cells.append(ratio_cell(r).replace("×", ""))
-            rows.append(f"| {first} ÷ {second} | {seed} | " + " | ".join(cells) + " |")
+        labelled = [(str(seed), {h: a[h].ndcg(PAIRED_K) for h in horizons},
+                     {h: b[h].ndcg(PAIRED_K) for h in horizons})
+                    for seed, a, b in zip(seeds, kept[first], kept[second], strict=False)]
+        if len(labelled) > 1:
+            labelled.append(("mean", *({h: np.mean([x[i][h] for x in labelled], axis=0)
+                                        for h in horizons} for i in (1, 2))))
+        users = {h: np.asarray(kept[first][0][h].users) for h in horizons}
+        for label, a, b in labelled:
+            cells = [ratio_cell(paired_ratio(a[h], b[h], 0.95, 2000, seed=0, groups=users[h]))
+                     .replace("×", "") for h in horizons]
+            rows.append(f"| {first} ÷ {second} | {label} | " + " | ".join(cells) + " |")
     return rows
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,10 +145,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="MODEL:plain|time/MODEL:plain|time pairs to set against each "
                              "other with paired intervals (default: the default pipeline "
                              "against plain EASE and plain recent popularity)")
+    parser.add_argument("--cutoffs", nargs="+", type=float, default=[0.8],
+                        help="quantiles of event times to run every variant from, pooled "
+                             "(default: 0.8, the protocol's one cutoff)")
+    parser.add_argument("--variants", nargs="+", choices=("plain", "time"),
+                        default=["plain", "time"], help="which options to run each model with")
+    parser.add_argument("--light-users", type=int, metavar="N",
+                        help="also pair the variants over users with at most N training "
+                             "events ([evaluation] light_users)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    cutoffs = "" if args.cutoffs == [0.8] else f" --cutoffs {' '.join(map(str, args.cutoffs))}"
     lines = [f"Measured {date.today()} with `python benchmarks/compare.py "
-             f"--seeds {' '.join(map(str, args.seeds))}` on 2 CPU cores; mean over seeds "
+             f"--seeds {' '.join(map(str, args.seeds))}{cutoffs}` on 2 CPU cores; mean over seeds "
              "(± spread = max − min). \"time\" = interactions decayed with the dataset's "
              "half-life and the hybrid recommender.", ""]
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,13 +177,16 @@ def main(argv: list[str] | None = None) -> int:
             for model in args.models:
                 if not available(dataset, model):
                     continue
-                for timed in (False, True):
+                for timed in [v == "time" for v in args.variants]:
                     runs = []
+                    doc = variant_doc(base, dataset, model, timed)
+                    if args.light_users is not None:
+                        doc["evaluation"]["light_users"] = args.light_users
                     for seed in args.seeds:
                         started = time.perf_counter()
                         try:
-                            runs.append(run_one(path, variant_doc(base, dataset, model, timed),
-                                                seed, store, Path(tmp) / "run"))
+                            runs.append(run_one(path, doc, seed, args.cutoffs, store,
+                                                Path(tmp) / "run"))
                         except PenchantError as exc:
                             print(f"{dataset} {model}: {exc}", file=sys.stderr)
                             break
@@ -161,12 +197,14 @@ def main(argv: list[str] | None = None) -> int:
                         kept[f"{model}:{'time' if timed else 'plain'}"] = [h for *_, h in runs]
             table = ["| " + " | ".join([*header, "train s"]) + " |",
                      "|" + "---|" * (len(header) + 1), *rows]
-            paired = paired_rows(args.pairs, kept, args.seeds, horizons)
+            compared = horizons + ([f"{h}{LIGHT}" for h in horizons]
+                                   if args.light_users is not None else [])
+            paired = paired_rows(args.pairs, kept, args.seeds, compared)
             if paired:
                 table += ["", f"NDCG@{PAIRED_K} ratio (95 % paired interval over the "
                           "evaluated users):", "",
-                          "| pair | seed | " + " | ".join(horizons) + " |",
-                          "|" + "---|" * (len(horizons) + 2), *paired]
+                          "| pair | seed | " + " | ".join(compared) + " |",
+                          "|" + "---|" * (len(compared) + 2), *paired, "", _evaluated(kept)]
             lines += [f"## {dataset}", "", *table, ""]
             print("\n".join(table), flush=True)
     text = "\n".join(lines)
@@ -174,6 +212,16 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(text + "\n")
     print(text)
     return 0
+
+
+def _evaluated(kept: dict[str, list[dict[str, ListHits]]]) -> str:
+    """How many users each horizon's means rest on (and evaluations, when cutoffs pool)."""
+    cells = []
+    for h, hits in next(iter(kept.values()))[0].items():
+        users = len(set(hits.users))
+        extra = f" ({len(hits.users)} evaluations)" if len(hits.users) > users else ""
+        cells.append(f"{h} {users} users{extra}")
+    return "Evaluated: " + ", ".join(cells) + "."
 
 
 def _row(model: str, timed: bool, horizons: list[str],

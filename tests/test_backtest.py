@@ -21,7 +21,8 @@ def test_each_cutoff_is_a_run_and_the_pooled_figures_average_every_evaluation(
     assert [r.run.pipeline.evaluation.cutoff for r in result.runs] == [0.65, 0.8]
     assert all(store.run(r.run.id).status == "finished" for r in result.runs)
     pooled = result.metrics
-    assert pooled["model"] == "vae" and pooled["horizons"] == ["7d", "30d"]
+    assert pooled["model"] == "vae"
+    assert pooled["horizons"] == ["7d", "30d", "7d light", "30d light"]
     assert [c["run"] for c in pooled["cutoffs"]] == [r.run.id for r in result.runs]
     for name in ("vae", "popularity", "recent-popularity"):
         for h in ("7d", "30d"):
@@ -33,6 +34,13 @@ def test_each_cutoff_is_a_run_and_the_pooled_figures_average_every_evaluation(
             for metric in ("ndcg@10", "recall@10", "hr@5"):
                 assert cell[metric] == pytest.approx(
                     np.average([e[metric] for e in each], weights=users))
+            light = [e for r in result.runs
+                     if (e := r.metrics["light_users"]["results"][name][h])["users"]]
+            cell = pooled["results"][name][f"{h} light"]
+            assert 0 < cell["users"] == sum(e["users"] for e in light) < sum(users)
+            assert cell["ndcg@10"] == pytest.approx(
+                np.average([e["ndcg@10"] for e in light], weights=[e["users"] for e in light]))
+    assert set(pooled["versus"]["ratios"]["popularity"]) == set(pooled["horizons"])
     # Users acting after both cutoffs are evaluated twice and resampled as one.
     versus = pooled["versus"]["ratios"]["popularity"]["30d"]
     results = pooled["results"]

@@ -21,6 +21,7 @@ from penchant.errors import PipelineError
 from penchant.metrics import ListHits
 from penchant.pipeline import apply_overrides, build_pipeline, read_document
 from penchant.plugins import Registry
+from penchant.report import LIGHT
 from penchant.runner import Runner, RunResult
 from penchant.significance import versus
 from penchant.store import RunStore
@@ -66,12 +67,19 @@ def backtest(path: Path, cutoffs: Sequence[float | str], registry: Registry,
 
 def pooled(runs: Sequence[RunResult]) -> dict[str, Any]:
     """Every list's metrics over all the runs' evaluations, and the model's paired ratio
-    to each baseline with users resampled whole."""
+    to each baseline with users resampled whole; with ``[evaluation] light_users``, the
+    same again for the light users of each cutoff, as horizons named ``"7d light"``."""
     first = runs[0].metrics
-    main, horizons, ks = first["model"], first["horizons"], first["k"]
+    main, ks = first["model"], first["k"]
     names = [n for n in runs[0].hits if all(n in r.hits for r in runs)]
-    hits = {name: {h: ListHits.concat([r.hits[name][h] for r in runs]) for h in horizons}
-            for name in names}
+    hits = {name: {h: ListHits.concat([r.hits[name][h] for r in runs])
+                   for h in first["horizons"]} for name in names}
+    if all(r.light_users is not None for r in runs):
+        for name, by_h in hits.items():
+            by_h.update({f"{h}{LIGHT}": ListHits.concat(
+                [r.hits[name][h].subset(r.light_users) for r in runs])
+                for h in first["horizons"]})
+    horizons = list(hits[main]) if main in hits else list(first["horizons"])
     results = {name: {h: {**by_h[h].averages(ks), "distinct_users": float(len(set(
         by_h[h].users)))} for h in horizons} for name, by_h in hits.items()}
     metric = f"ndcg@{max(ks)}"
@@ -80,8 +88,9 @@ def pooled(runs: Sequence[RunResult]) -> dict[str, Any]:
             str(r.metrics["cutoff"])[:10] for r in (runs[0], runs[-1])),
         "horizons": horizons, "k": ks, "model": main, "results": results,
         "cutoffs": [{"cutoff": r.metrics["cutoff"], "run": r.run.id,
-                     "users": {h: len(r.hits[main][h].users) for h in horizons},
-                     metric: {h: r.metrics["results"][main][h].get(metric) for h in horizons}}
+                     "users": {h: len(r.hits[main][h].users) for h in first["horizons"]},
+                     metric: {h: r.metrics["results"][main][h].get(metric)
+                              for h in first["horizons"]}}
                     for r in runs if main in r.hits]}
     level = runs[0].run.pipeline.evaluation.intervals
     if level and main in hits:

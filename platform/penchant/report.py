@@ -83,13 +83,13 @@ def versus_table(versus: Mapping[str, Any], horizons: Sequence[str],
 def backtest_table(metrics: Mapping[str, Any]) -> str:
     """A backtest (:mod:`penchant.backtest`): the model's NDCG per cutoff, then every
     list's metrics pooled over the cutoffs and the pooled ratios to the baselines."""
-    horizons = list(metrics["horizons"])
+    horizons = [h for h in metrics["horizons"] if not h.endswith(LIGHT)]
     metric = f"ndcg@{max(metrics['k'])}"
     rows = [[f"{c['cutoff']}"[:19], c["run"]]
             + [f"{c[metric][h]:.4f} ({c['users'][h]})" if c[metric][h] is not None
                else "-" for h in horizons] for c in metrics["cutoffs"]]
     users = {h: int(metrics["results"][metrics["model"]][h]["distinct_users"])
-             for h in horizons}
+             for h in metrics["horizons"]}
     return (f"{metric} of {metrics['model']} from each cutoff (users evaluated)\n"
             + table(rows, ["cutoff", "run", *horizons])
             + "\n\npooled over the cutoffs' evaluations ("

@@ -59,6 +59,9 @@ class RunResult:
     #: Per model and horizon, the evaluated users' hits: what pairs one run's users with
     #: another's (``benchmarks/compare.py`` sets models of separate runs against each other).
     hits: dict[str, dict[str, ListHits]] = field(default_factory=dict)
+    #: The users with at most ``[evaluation] light_users`` training events (None: not
+    #: asked for); their results are ``hits`` restricted to them.
+    light_users: set[str] | None = None
 
 
 class Runner:
@@ -80,6 +83,7 @@ class Runner:
         self.summary: dict[str, Any] = {}
         self.run_info: RunInfo | None = None
         self.hits: dict[str, dict[str, ListHits]] = {}
+        self.light_users: set[str] | None = None
         #: Resolved secrets, scrubbed from every message and record as a last defence.
         self.secrets = pipeline.secret_values(self.registry)
 
@@ -322,7 +326,8 @@ class Runner:
                                 .reset_index(drop=True))
         self._stage("write", lambda: self._write(model, recommender, features, shown, metrics,
                                                  trajectories))
-        return RunResult(self.run_info, metrics, shown, self.summary, self.hits)
+        return RunResult(self.run_info, metrics, shown, self.summary, self.hits,
+                         self.light_users)
 
     def _merge_feedback(self, dataset: Dataset) -> Dataset:
         """The loaded events with the stored feedback of ``[feedback] runs`` (or of every
@@ -453,7 +458,7 @@ class Runner:
         exclude = recommender.params.get("exclude_seen", True)
         for name, model in baselines.items():
             lists[name] = (model, top_k(model.score, features, rows, max(ev.k), ctx, exclude))
-        light = _light_users(split.train, ev.light_users)
+        light = self.light_users = _light_users(split.train, ev.light_users)
         hits = self.hits
         results: dict[str, dict[str, dict[str, float]]] = {}
         segments: dict[str, dict[str, dict[str, float]]] = {}
