@@ -60,3 +60,29 @@ def test_bad_spaces_are_refused_with_the_key(tmp_path, text, fragment) -> None:
     with pytest.raises(PipelineError) as info:
         load_space(path)
     assert fragment in str(info.value) and str(path) in str(info.value)
+
+
+def test_trials_scored_on_several_inner_cutoffs_pool_their_evaluations(pipeline_file,
+                                                                      tmp_path) -> None:
+    space_file = tmp_path / "space.toml"
+    space_file.write_text('[parameters]\n"model.epochs" = [1, 2]\n\n[search]\n'
+                          'method = "grid"\nmetric = "ndcg@10"\nhorizon = "30d"\n'
+                          "cutoffs = [0.75, 0.9]\n")
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    seen = []
+    result = tune(pipeline_file, load_space(space_file), 2, Registry(), store,
+                  tmp_path / "best.toml", tmp_path / "trials",
+                  on_trial=lambda n, chosen, value: seen.append(value))
+    assert len(result.runs) == 4, "each trial is one run per inner cutoff"
+    records = [store.run(i) for i in result.runs]
+    for first, second, value in zip(records[::2], records[1::2], seen, strict=True):
+        cuts = [r.summary["stages"]["split"]["cutoff"] for r in (first, second)]
+        assert cuts[0] < cuts[1]
+        # The trial's score averages both runs' evaluations, weighted by their users.
+        each = [store.metrics(r.id)["vae"]["30d"] for r in (first, second)]
+        assert value == pytest.approx(
+            sum(e["ndcg@10"] * e["users"] for e in each) / sum(e["users"] for e in each))
+    assert result.best_value == max(seen)
+    with pytest.raises(PipelineError, match="cutoffs"):
+        space_file.write_text('[parameters]\n"model.epochs" = [1]\n[search]\ncutoffs = [1.5]\n')
+        load_space(space_file)
