@@ -20,6 +20,8 @@ def test_each_cutoff_is_a_run_and_the_pooled_figures_average_every_evaluation(
     result = backtest(pipeline_file, [0.8, 0.65], Registry(), store)
     assert [r.run.pipeline.evaluation.cutoff for r in result.runs] == [0.65, 0.8]
     assert all(store.run(r.run.id).status == "finished" for r in result.runs)
+    assert [store.run(r.run.id).name for r in result.runs] == [
+        "test-shop (backtest from 0.65)", "test-shop (backtest from 0.8)"]
     pooled = result.metrics
     assert pooled["model"] == "vae"
     assert pooled["horizons"] == ["7d", "30d", "7d light", "30d light"]

@@ -42,8 +42,9 @@ def backtest(path: Path, cutoffs: Sequence[float | str], registry: Registry,
              store: RunStore, overrides: Iterable[str] = (), observers: Sequence[Any] = (),
              device: str = "auto") -> Backtest:
     """Run the pipeline at ``path`` (with ``overrides``, as ``--set``) once per cutoff,
-    each with ``[evaluation] cutoff`` replaced; every pipeline is checked before the first
-    run starts, so a bad cutoff fails at once rather than after hours of training."""
+    each with ``[evaluation] cutoff`` replaced and named for it, so the run list tells
+    them apart; every pipeline is checked before the first run starts, so a bad cutoff
+    fails at once rather than after hours of training."""
     if len(cutoffs) < 2:
         raise PipelineError(f"--cutoffs: a backtest needs at least two cutoffs, got "
                             f"{len(cutoffs)}")
@@ -52,9 +53,11 @@ def backtest(path: Path, cutoffs: Sequence[float | str], registry: Registry,
         raise PipelineError(f"--cutoffs: {', '.join(twice)} given more than once; each "
                             "cutoff's users would count twice in the pooled results")
     doc = apply_overrides(read_document(path), overrides)
+    name = build_pipeline(doc, registry, path).name
     pipelines = []
     for cutoff in cutoffs:
         doc.setdefault("evaluation", {})["cutoff"] = cutoff
+        doc.setdefault("pipeline", {})["name"] = f"{name} (backtest from {cutoff})"
         pipelines.append(build_pipeline(doc, registry, path))
     runs = []
     for pipeline in pipelines:
