@@ -54,6 +54,7 @@ def test_each_cutoff_is_a_run_and_the_pooled_figures_average_every_evaluation(
     first = pooled["cutoffs"][0]
     assert f"{first['ndcg@10']['30d']:.4f} ({first['users']['30d']})" in text
     assert "ndcg@10 of vae ÷ each baseline" in text and "2 cutoffs" in text
+    assert "light users only: ndcg@10 of vae" in text
 
 
 @pytest.mark.parametrize(("cutoffs", "said"), [

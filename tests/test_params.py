@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
@@ -77,6 +77,7 @@ def test_timepoint_takes_a_quantile_or_a_date() -> None:
     tp = Param("cutoff", "timepoint", 0.8)
     assert tp.convert(0.5) == 0.5
     assert tp.convert("2024-06-01") == "2024-06-01"
+    assert tp.convert(date(2024, 6, 1)) == "2024-06-01", "a TOML date, as --set reads one"
     for bad in (1.5, 0, "soon", True):
         with pytest.raises(ValueError):
             tp.convert(bad)

@@ -74,15 +74,14 @@ def pooled(runs: Sequence[RunResult]) -> dict[str, Any]:
     same again for the light users of each cutoff, as horizons named ``"7d light"``."""
     first = runs[0].metrics
     main, ks = first["model"], first["k"]
-    names = [n for n in runs[0].hits if all(n in r.hits for r in runs)]
     hits = {name: {h: ListHits.concat([r.hits[name][h] for r in runs])
-                   for h in first["horizons"]} for name in names}
+                   for h in first["horizons"]} for name in runs[0].hits}
     if all(r.light_users is not None for r in runs):
         for name, by_h in hits.items():
             by_h.update({f"{h}{LIGHT}": ListHits.concat(
                 [r.hits[name][h].subset(r.light_users) for r in runs])
                 for h in first["horizons"]})
-    horizons = list(hits[main]) if main in hits else list(first["horizons"])
+    horizons = list(hits[main])
     results = {name: {h: {**by_h[h].averages(ks), "distinct_users": float(len(set(
         by_h[h].users)))} for h in horizons} for name, by_h in hits.items()}
     metric = f"ndcg@{max(ks)}"
@@ -94,10 +93,9 @@ def pooled(runs: Sequence[RunResult]) -> dict[str, Any]:
                      "users": {h: len(r.hits[main][h].users) for h in first["horizons"]},
                      metric: {h: r.metrics["results"][main][h].get(metric)
                               for h in first["horizons"]}}
-                    for r in runs if main in r.hits]}
-    level = runs[0].run.pipeline.evaluation.intervals
-    if level and main in hits:
-        ev = runs[0].run.pipeline.evaluation
-        out["versus"] = versus(hits, main, max(ks), level, ev.resamples,
+                    for r in runs]}
+    ev = runs[0].run.pipeline.evaluation
+    if ev.intervals:
+        out["versus"] = versus(hits, main, max(ks), ev.intervals, ev.resamples,
                                runs[0].run.pipeline.seed)
     return out

@@ -89,13 +89,15 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from penchant.backtest import backtest
+    from penchant.pipeline import parse_value
     from penchant.plugins import default_registry
     from penchant.progress import ProgressPrinter
     from penchant.report import backtest_table
 
     registry = default_registry()
     _warn_failures(registry)
-    result = backtest(args.pipeline, args.cutoffs, registry, _store(args), args.set or (),
+    cutoffs = [parse_value(text) for text in args.cutoffs]  # as --set reads a cutoff
+    result = backtest(args.pipeline, cutoffs, registry, _store(args), args.set or (),
                       [ProgressPrinter()], args.device)
     print(backtest_table(result.metrics))
     print("\nruns " + ", ".join(str(r.run.id) for r in result.runs)
@@ -367,8 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     back = sub.add_parser("backtest", help="run a pipeline from several cutoffs and pool "
                                            "its results per horizon")
     back.add_argument("pipeline", type=Path)
-    back.add_argument("--cutoffs", nargs="+", required=True, type=_cutoff,
-                      metavar="CUTOFF",
+    back.add_argument("--cutoffs", nargs="+", required=True, metavar="CUTOFF",
                       help="quantiles of event times (0.6 0.7 0.8) or dates, each replacing "
                            "[evaluation] cutoff for one run")
     back.add_argument("--set", action="append", metavar="TABLE.KEY=VALUE",
@@ -482,15 +483,6 @@ def build_parser() -> argparse.ArgumentParser:
 def _warn_failures(registry: Any) -> None:
     for failure in registry.failures:
         print(f"warning: plugin skipped: {failure}", file=sys.stderr)
-
-
-def _cutoff(text: str) -> float | str:
-    """``0.7`` is a quantile of event times; anything else a date, as in
-    ``[evaluation] cutoff`` (checked with the pipeline)."""
-    try:
-        return float(text)
-    except ValueError:
-        return text
 
 
 def _process_count(text: str) -> int:

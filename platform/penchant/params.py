@@ -161,19 +161,17 @@ def _convert(kind: str, value: Any, items: str | None) -> Any:
 
 
 def _timepoint(value: Any) -> Any:
-    """A quantile of event times (a number strictly between 0 and 1) or an ISO date."""
+    """A quantile of event times (a number strictly between 0 and 1) or a date, as
+    :func:`_date` reads one (a TOML date too: ``--set evaluation.cutoff=2025-01-15``)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         if not 0 < value < 1:
             raise ValueError(f"quantile {value!r} must be strictly between 0 and 1")
         return float(value)
-    if isinstance(value, str):
-        try:
-            datetime.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{value!r} is neither a quantile such as 0.8 nor an ISO date "
-                             "such as '2024-06-01'") from None
-        return value
-    raise ValueError(f"expected a quantile such as 0.8 or an ISO date, got {value!r}")
+    try:
+        return _date(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is neither a quantile such as 0.8 nor an ISO date "
+                         "such as '2024-06-01'") from None
 
 
 def _date(value: Any) -> str:

@@ -90,11 +90,17 @@ def backtest_table(metrics: Mapping[str, Any]) -> str:
                else "-" for h in horizons] for c in metrics["cutoffs"]]
     users = {h: int(metrics["results"][metrics["model"]][h]["distinct_users"])
              for h in metrics["horizons"]}
-    return (f"{metric} of {metrics['model']} from each cutoff (users evaluated)\n"
+    text = (f"{metric} of {metrics['model']} from each cutoff (users evaluated)\n"
             + table(rows, ["cutoff", "run", *horizons])
             + "\n\npooled over the cutoffs' evaluations ("
             + ", ".join(f"{h}: {u} distinct users" for h, u in users.items()) + ")\n"
-            + metrics_table(metrics))
+            + metrics_table({**metrics, "horizons": horizons}))
+    light = [h for h in metrics["horizons"] if h.endswith(LIGHT)]
+    if light and metrics.get("versus", {}).get("ratios"):
+        # Light users' own metrics would double the table's width; their ratios say more.
+        text += "\n\nlight users only: " + versus_table(metrics["versus"], light,
+                                                        metrics["model"])
+    return text
 
 
 def paired_runs_table(paired: Mapping[str, Any], first: str, second: str) -> str:
