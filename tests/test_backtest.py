@@ -36,6 +36,8 @@ def test_each_cutoff_is_a_run_and_the_pooled_figures_average_every_evaluation(
             for metric in ("ndcg@10", "recall@10", "hr@5"):
                 assert cell[metric] == pytest.approx(
                     np.average([e[metric] for e in each], weights=users))
+            # each cutoff's lists cover a share of that day's catalogue: averaged
+            assert cell["coverage@10"] == pytest.approx(np.mean([e["coverage@10"] for e in each]))
             light = [e for r in result.runs
                      if (e := r.metrics["light_users"]["results"][name][h])["users"]]
             cell = pooled["results"][name][f"{h} light"]

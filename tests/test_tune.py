@@ -86,3 +86,17 @@ def test_trials_scored_on_several_inner_cutoffs_pool_their_evaluations(pipeline_
     with pytest.raises(PipelineError, match="cutoffs"):
         space_file.write_text('[parameters]\n"model.epochs" = [1]\n[search]\ncutoffs = [1.5]\n')
         load_space(space_file)
+
+
+def test_catalogue_coverage_can_be_the_metric(pipeline_file, tmp_path) -> None:
+    """Coverage is not a per-user average, so pooling must carry it separately: a trial
+    on one cutoff scores exactly its run's coverage."""
+    space_file = tmp_path / "space.toml"
+    space_file.write_text('[parameters]\n"model.epochs" = [1]\n\n[search]\n'
+                          'metric = "coverage@10"\nhorizon = "30d"\n')
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.sqlite'}")
+    result = tune(pipeline_file, load_space(space_file), 1, Registry(), store,
+                  tmp_path / "best.toml", tmp_path / "trials")
+    (run,) = result.runs
+    assert result.best_value == pytest.approx(store.metrics(run)["vae"]["30d"]["coverage@10"])
+    assert 0 < result.best_value <= 1

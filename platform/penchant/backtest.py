@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from penchant.errors import PipelineError
 from penchant.metrics import ListHits
 from penchant.pipeline import apply_overrides, build_pipeline, read_document
@@ -83,7 +85,8 @@ def pooled(runs: Sequence[RunResult]) -> dict[str, Any]:
                 for h in first["horizons"]})
     horizons = list(hits[main])
     results = {name: {h: {**by_h[h].averages(ks), "distinct_users": float(len(set(
-        by_h[h].users)))} for h in horizons} for name, by_h in hits.items()}
+        by_h[h].users))), **_coverage(runs, name, h, ks)} for h in horizons}
+        for name, by_h in hits.items()}
     metric = f"ndcg@{max(ks)}"
     out: dict[str, Any] = {
         "cutoff": f"{len(runs)} cutoffs, " + " … ".join(
@@ -99,3 +102,14 @@ def pooled(runs: Sequence[RunResult]) -> dict[str, Any]:
         out["versus"] = versus(hits, main, max(ks), ev.intervals, ev.resamples,
                                runs[0].run.pipeline.seed)
     return out
+
+
+def _coverage(runs: Sequence[RunResult], name: str, horizon: str,
+              ks: Sequence[int]) -> dict[str, float]:
+    """Each run's catalogue coverage averaged over the runs: the share of the catalogue
+    of its day that one cutoff's lists show (lists from different cutoffs draw on
+    different catalogues, so their union has no catalogue to be a share of); none for
+    the light users' horizons."""
+    per_run = [r.metrics["results"][name].get(horizon, {}) for r in runs]
+    return {f"coverage@{k}": float(np.mean([m[f"coverage@{k}"] for m in per_run]))
+            for k in ks if all(f"coverage@{k}" in m for m in per_run)}
