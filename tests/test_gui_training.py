@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt, QTimer
+from PySide6.QtWidgets import QPlainTextEdit
 
 from conftest import write_pipeline
+from penchant.backtest import backtest
 from penchant.pipeline import Pipeline, load_pipeline
 from penchant.plugins import Registry, default_registry
 from penchant.runner import Runner
@@ -41,6 +43,8 @@ def view(qtbot, registry: Registry, store: RunStore):
     assert view.wait(RUN_TIMEOUT_MS)
     if view.error_box is not None:
         view.error_box.close()
+    if view.backtest_box is not None:
+        view.backtest_box.close()
 
 
 def pipeline(shop: Path, folder: Path, registry: Registry, epochs: int,
@@ -166,6 +170,52 @@ def test_a_bug_inside_the_run_is_a_failed_run_not_a_crash(qtbot, view, shop, tmp
     assert view.last_error == "ZeroDivisionError: a plugin divided by zero"
     assert view.error_box is not None and "ZeroDivisionError" in view.error_box.detailedText()
     assert not view.running and view.run_button.isEnabled() is False
+
+
+def test_backtest_runs_each_cutoff_then_shows_them_pooled(qtbot, view, shop, tmp_path,
+                                                          registry, store) -> None:
+    """The same runs and pooled figures as ``penchant backtest``; a cutoff refused before
+    any run, and a stopped backtest pools nothing."""
+    short = pipeline(shop, tmp_path / "bt", registry, 1)
+    view.pipeline_provider = lambda: short
+    view.cutoffs_edit.setText("0.7, 1.5")
+    qtbot.mouseClick(view.backtest_button, Qt.MouseButton.LeftButton)
+    assert view.error_box is not None and view.error_box.text() == "The backtest cannot start"
+    assert "[evaluation]: key 'cutoff': quantile 1.5" in view.last_error
+    assert store.runs() == [] and not view.running
+    view.error_box.close()
+
+    view.cutoffs_edit.setText("0.8 0.65")
+    ended = []
+    view.run_ended.connect(lambda run_id, status: ended.append((run_id, status)))
+    with qtbot.waitSignal(view.backtest_ended, timeout=2 * RUN_TIMEOUT_MS) as done:
+        qtbot.mouseClick(view.backtest_button, Qt.MouseButton.LeftButton)
+    assert done.args == ["finished"]
+    assert [status for _, status in ended] == ["finished", "finished"]
+    result = view.last_backtest
+    assert result is not None
+    assert [store.run(r.run.id).name for r in result.runs] == [
+        "test-shop (backtest from 0.65)", "test-shop (backtest from 0.8)"]
+    headless = backtest(short.path, [0.8, 0.65], registry, store)
+    assert result.metrics["results"] == headless.metrics["results"]
+    log = view.log_view.toPlainText()
+    assert "ndcg@10 of vae ÷ each baseline" in log and "2 cutoffs" in log
+    assert log.count("finished in") == 2, "both runs' lines stay in one log"
+    assert "Backtest finished" in view.summary_label.text()
+    assert view.backtest_box is not None and view.backtest_box.isVisible()
+    assert view.backtest_box.windowTitle().startswith("Backtest of test-shop: 2 cutoffs")
+    assert "ndcg@10 of vae ÷ each baseline" in view.backtest_box.findChild(
+        QPlainTextEdit).toPlainText()
+    view.backtest_box.close()
+    assert view.backtest_button.isEnabled()
+
+    with qtbot.waitSignal(view.backtest_ended, timeout=RUN_TIMEOUT_MS) as done:
+        qtbot.mouseClick(view.backtest_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: view.running and view.run_id >= 0, timeout=RUN_TIMEOUT_MS)
+        view.stop()
+    assert done.args == ["cancelled"]
+    assert view.last_backtest is None
+    assert "nothing pooled" in view.log_view.toPlainText()
 
 
 def test_epochs_are_drawn_in_batches_and_odd_values_handled(view) -> None:

@@ -19,7 +19,7 @@ from penchant.errors import PenchantError
 from penchant.hookspecs import hookimpl
 from penchant.pipeline import Pipeline
 from penchant.plugins import Registry
-from penchant.runner import Runner
+from penchant.runner import Runner, RunResult
 from penchant.store import RunStore
 
 
@@ -118,6 +118,8 @@ class RunWorker(QObject):
         self.device = device
         self.out_dir = out_dir
         self.runner: Runner | None = None
+        #: The finished run's result, hits included (what a backtest pools).
+        self.result: RunResult | None = None
         #: The full traceback when the run ended on a bug rather than a PenchantError.
         self.traceback: str | None = None
         self._cancel = threading.Event()
@@ -157,8 +159,8 @@ class RunWorker(QObject):
             self.runner = Runner(self.pipeline, self.registry, self.store, self.out_dir,
                                  observers=[self._observer], device=self.device,
                                  cancel=self._cancel)
-            result = self.runner.run()
-            self._outcome = ("finished", result.metrics)
+            self.result = self.runner.run()
+            self._outcome = ("finished", self.result.metrics)
         except PenchantError as exc:
             # A recorded run's hook says how it ended (failed, cancelled, interrupted);
             # without one the runner refused the pipeline before recording anything.

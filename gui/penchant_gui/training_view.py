@@ -17,8 +17,11 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
+    QDialog,
+    QDialogButtonBox,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPlainTextEdit,
     QProgressBar,
@@ -29,9 +32,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from penchant.backtest import Backtest, cutoff_pipelines, pooled_backtest
 from penchant.errors import PenchantError
-from penchant.pipeline import Pipeline
+from penchant.pipeline import Pipeline, parse_value
 from penchant.plugins import Registry
+from penchant.report import backtest_table
+from penchant.runner import RunResult
 from penchant.store import RunStore
 from penchant_gui.loss_plot import COLOURS, LossPlot
 from penchant_gui.run_worker import RunWorker
@@ -138,11 +144,14 @@ class TrainingView(QWidget):
     ``pipeline_provider`` (set by the main window) gives the pipeline the Run button runs,
     or None when there is nothing runnable. ``run_ended`` carries the run id (-1 when the
     run was refused before being recorded) and the status: finished, failed, cancelled or
-    interrupted.
+    interrupted. Backtest runs the pipeline from each cutoff typed beside it, one run after
+    another (each an ordinary run, ``run_ended`` after each), and then shows the results
+    pooled, as ``penchant backtest`` prints them; ``backtest_ended`` follows the last run.
     """
 
     run_started = Signal(int)
     run_ended = Signal(int, str)
+    backtest_ended = Signal(str)  # finished, failed, cancelled or interrupted
 
     def __init__(self, registry: Registry, store: RunStore, parent: QWidget | None = None
                  ) -> None:
@@ -153,6 +162,14 @@ class TrainingView(QWidget):
         self.run_id = -1
         self.last_status: str | None = None
         self.last_metrics: dict[str, Any] | None = None
+        #: The last backtest's runs and pooled metrics, once all its runs finished.
+        self.last_backtest: Backtest | None = None
+        #: The backtest going: pipelines still to run, results of those that finished.
+        self._backtest_queue: list[Pipeline] | None = None
+        self._backtest_runs: list[RunResult] = []
+        self._backtest_name = ""
+        #: The window showing the last backtest's pooled tables (tests read and close it).
+        self.backtest_box: QDialog | None = None
         #: The message of the last failure shown, and the box showing it (tests close it).
         self.last_error: str | None = None
         self.error_box: QMessageBox | None = None
@@ -182,6 +199,17 @@ class TrainingView(QWidget):
         self.stop_button.setToolTip("End the run at its next safe point; it is recorded as "
                                     "cancelled")
         self.stop_button.clicked.connect(self.stop)
+        self.backtest_button = QPushButton("Backtest")
+        self.backtest_button.setToolTip(
+            "Run the pipeline from each cutoff in turn, training only on what came before "
+            "it, and pool every horizon's results over them: short horizons hold few users "
+            "from one cutoff")
+        self.backtest_button.clicked.connect(self._backtest_clicked)
+        self.cutoffs_edit = QLineEdit()
+        self.cutoffs_edit.setPlaceholderText("cutoffs, e.g. 0.6 0.7 0.8")
+        self.cutoffs_edit.setToolTip("Where each backtest run cuts: quantiles of event "
+                                     "times (0.7) or dates (2025-01-15), two or more")
+        self.cutoffs_edit.setMaximumWidth(220)
         self.device_combo = QComboBox()
         self.device_combo.addItem("auto", "auto")
         self.device_combo.addItem("cpu", "cpu")
@@ -195,6 +223,9 @@ class TrainingView(QWidget):
         top = QHBoxLayout()
         top.addWidget(self.run_button)
         top.addWidget(self.stop_button)
+        top.addSpacing(12)
+        top.addWidget(self.backtest_button)
+        top.addWidget(self.cutoffs_edit)
         top.addSpacing(12)
         top.addWidget(QLabel("Device:"))
         top.addWidget(self.device_combo)
@@ -305,29 +336,59 @@ class TrainingView(QWidget):
 
     def _update_buttons(self) -> None:
         self.run_button.setEnabled(not self._running and self._provider is not None)
+        self.backtest_button.setEnabled(self.run_button.isEnabled())
+        self.cutoffs_edit.setEnabled(not self._running)
         self.stop_button.setEnabled(self._running)
         self.device_combo.setEnabled(not self._running)
 
     # -- actions -------------------------------------------------------------------
 
-    def _run_clicked(self) -> None:
+    def _provided(self) -> Pipeline | None:
+        """The pipeline to run, or None (with the reason shown) when there is none."""
         if self._running or self._provider is None:
-            return
+            return None
         try:
             pipeline = self._provider()
         except PenchantError as exc:
             self._show_error("The pipeline cannot run", str(exc))
-            return
+            return None
         if pipeline is None:
             self.stage_label.setText("Nothing to run: open or build a pipeline first.")
+        return pipeline
+
+    def _run_clicked(self) -> None:
+        pipeline = self._provided()
+        if pipeline is not None:
+            self.start(pipeline)
+
+    def _backtest_clicked(self) -> None:
+        pipeline = self._provided()
+        if pipeline is None:
             return
-        self.start(pipeline)
+        # Each cutoff read as --set reads a value: a quantile is a number, a date a date.
+        words = self.cutoffs_edit.text().replace(",", " ").split()
+        try:
+            pipelines = cutoff_pipelines(pipeline, [parse_value(w) for w in words],
+                                         self.registry, where="Cutoffs")
+        except PenchantError as exc:
+            self._show_error("The backtest cannot start", str(exc))
+            return
+        self.backtest(pipelines, pipeline.name)
+
+    def backtest(self, pipelines: list[Pipeline], name: str) -> None:
+        """Run ``pipelines`` (pipeline ``name`` once per cutoff, from
+        :func:`penchant.backtest.cutoff_pipelines`) one after another, then pool them."""
+        self._backtest_name = name
+        self.last_backtest = None
+        self._backtest_runs = []
+        self._backtest_queue = list(pipelines[1:])
+        self.start(pipelines[0])
 
     def start(self, pipeline: Pipeline) -> None:
         """Start ``pipeline`` in the background; the view shows it until it ends."""
         if self._running:
             raise RuntimeError("a run is already going; stop it first")
-        self._reset(pipeline)
+        self._reset(pipeline, keep_log=bool(self._backtest_runs))
         # The previous worker is replaced only now: its thread has ended (the ending is
         # reported after it), so dropping it cannot destroy a running QThread.
         self.worker = worker = RunWorker(pipeline, self.registry, self.store,
@@ -355,7 +416,7 @@ class TrainingView(QWidget):
         """Block until the run's thread has ended (closing the app); True when it has."""
         return self.worker.wait(msecs) if self.worker is not None else True
 
-    def _reset(self, pipeline: Pipeline) -> None:
+    def _reset(self, pipeline: Pipeline, keep_log: bool = False) -> None:
         self.run_id = -1
         self.last_status = None
         self.last_metrics = None
@@ -371,7 +432,8 @@ class TrainingView(QWidget):
         self.loss_legend.setText(NO_LOSSES_YET)
         self.loss_plot.plot.setTitle(LOSS_TITLE)
         self.validation_plot.plot.setTitle(VALIDATION_TITLE)
-        self.log_view.clear()
+        if not keep_log:  # a backtest's runs share one log
+            self.log_view.clear()
         self._set_summary("")
         self.progress_bar.setRange(0, 0)  # busy until the first progress report
         self.progress_bar.setFormat("starting")
@@ -538,6 +600,28 @@ class TrainingView(QWidget):
         self.stage_label.setText(f"Run {run_id} finished")
         self._append(line)
         self._ended(run_id, "finished")
+        if self._backtest_queue is not None:
+            assert self.worker is not None and self.worker.result is not None
+            self._backtest_runs.append(self.worker.result)
+            if self._backtest_queue:
+                self.start(self._backtest_queue.pop(0))
+            else:
+                self._backtest_done()
+
+    def _backtest_done(self) -> None:
+        self.last_backtest = pooled_backtest(self._backtest_runs)
+        self._backtest_queue, self._backtest_runs = None, []
+        runs = ", ".join(str(r.run.id) for r in self.last_backtest.runs)
+        table = backtest_table(self.last_backtest.metrics)
+        self._append("")
+        self._append(table)
+        self._set_summary(f"Backtest finished: runs {runs}; the pooled tables are also in "
+                          "the log below.")
+        self._show_backtest(f"Backtest of {self._backtest_name}: "
+                            f"{self.last_backtest.metrics['cutoff']}", table)
+        self.stage_label.setText(f"Backtest over {len(self.last_backtest.runs)} cutoffs "
+                                 "finished")
+        self.backtest_ended.emit("finished")
 
     def _on_failed(self, run_id: int, status: str, error: str) -> None:
         self._flush()
@@ -553,6 +637,31 @@ class TrainingView(QWidget):
         else:  # cancelled (Stop) or interrupted: what the user asked for, not an error
             self._set_summary(f"{headline}.")
         self._ended(run_id, status)
+        if self._backtest_queue is not None:
+            done = len(self._backtest_runs)
+            self._backtest_queue, self._backtest_runs = None, []
+            self._append(f"Backtest stopped after {done} finished run(s): nothing pooled.")
+            self.backtest_ended.emit(status)
+
+    def _show_backtest(self, title: str, table: str) -> None:
+        """The pooled tables in a window of their own, non-modal like the error box: wide
+        monospaced tables read badly in the log's wrapped pane under the plots."""
+        if self.backtest_box is not None:
+            self.backtest_box.close()
+        box = QDialog(self)
+        box.setWindowTitle(title)
+        view = text_view()
+        view.setPlainText(table)
+        width = view.fontMetrics().horizontalAdvance(max(table.splitlines(), key=len))
+        view.setMinimumSize(min(width + 40, 1400), 420)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(box.close)
+        layout = QVBoxLayout(box)
+        layout.addWidget(QLabel(title))  # no window manager draws the title in screenshots
+        layout.addWidget(view, 1)
+        layout.addWidget(buttons)
+        self.backtest_box = box
+        box.open()
 
     def _show_error(self, title: str, message: str, details: str | None = None) -> None:
         """A non-modal box (``open()``, not ``exec()``): the view stays usable behind it and

@@ -12,6 +12,7 @@ whole, because one user's evaluations at neighbouring cutoffs rise and fall toge
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy as np
 
 from penchant.errors import PipelineError
 from penchant.metrics import ListHits
-from penchant.pipeline import apply_overrides, build_pipeline, read_document
+from penchant.pipeline import Pipeline, build_pipeline, load_pipeline
 from penchant.plugins import Registry
 from penchant.report import LIGHT
 from penchant.runner import Runner, RunResult
@@ -43,30 +44,43 @@ class Backtest:
 def backtest(path: Path, cutoffs: Sequence[float | str], registry: Registry,
              store: RunStore, overrides: Iterable[str] = (), observers: Sequence[Any] = (),
              device: str = "auto") -> Backtest:
-    """Run the pipeline at ``path`` (with ``overrides``, as ``--set``) once per cutoff,
-    each with ``[evaluation] cutoff`` replaced and named for it, so the run list tells
-    them apart; every pipeline is checked before the first run starts, so a bad cutoff
-    fails at once rather than after hours of training."""
-    if len(cutoffs) < 2:
-        raise PipelineError(f"--cutoffs: a backtest needs at least two cutoffs, got "
-                            f"{len(cutoffs)}")
-    twice = sorted({str(c) for c in cutoffs if list(cutoffs).count(c) > 1})
-    if twice:
-        raise PipelineError(f"--cutoffs: {', '.join(twice)} given more than once; each "
-                            "cutoff's users would count twice in the pooled results")
-    doc = apply_overrides(read_document(path), overrides)
-    name = build_pipeline(doc, registry, path).name
-    pipelines = []
-    for cutoff in cutoffs:
-        doc.setdefault("evaluation", {})["cutoff"] = cutoff
-        doc.setdefault("pipeline", {})["name"] = f"{name} (backtest from {cutoff})"
-        pipelines.append(build_pipeline(doc, registry, path))
+    """Run the pipeline at ``path`` (with ``overrides``, as ``--set``) once per cutoff
+    (see :func:`cutoff_pipelines`), one run after another."""
+    pipelines = cutoff_pipelines(load_pipeline(path, registry, overrides), cutoffs, registry)
     runs = []
     for pipeline in pipelines:
         result = Runner(pipeline, registry, store, None, list(observers), device=device).run()
         assert result is not None, "a backtest runs in one process"
         runs.append(result)
-    runs.sort(key=lambda r: r.metrics["cutoff"])
+    return pooled_backtest(runs)
+
+
+def cutoff_pipelines(pipeline: Pipeline, cutoffs: Sequence[float | str],
+                     registry: Registry, where: str = "--cutoffs") -> list[Pipeline]:
+    """``pipeline`` once per cutoff, each with ``[evaluation] cutoff`` replaced and named
+    for it, so the run list tells them apart; every one is checked here, before the first
+    run starts, so a bad cutoff fails at once rather than after hours of training.
+    ``where`` names the cutoffs' origin in errors (an option, a field)."""
+    if len(cutoffs) < 2:
+        raise PipelineError(f"{where}: a backtest needs at least two cutoffs, got "
+                            f"{len(cutoffs)}")
+    twice = sorted({str(c) for c in cutoffs if list(cutoffs).count(c) > 1})
+    if twice:
+        raise PipelineError(f"{where}: {', '.join(twice)} given more than once; each "
+                            "cutoff's users would count twice in the pooled results")
+    doc = copy.deepcopy(pipeline.doc)
+    pipelines = []
+    for cutoff in cutoffs:
+        doc.setdefault("evaluation", {})["cutoff"] = cutoff
+        doc.setdefault("pipeline", {})["name"] = f"{pipeline.name} (backtest from {cutoff})"
+        pipelines.append(build_pipeline(doc, registry, pipeline.path))
+    return pipelines
+
+
+def pooled_backtest(runs: Sequence[RunResult]) -> Backtest:
+    """The runs of one pipeline's cutoffs, earliest first, with their :func:`pooled`
+    metrics."""
+    runs = sorted(runs, key=lambda r: r.metrics["cutoff"])
     return Backtest(runs, pooled(runs))
 
 

@@ -92,8 +92,8 @@ def backtest_table(metrics: Mapping[str, Any]) -> str:
              for h in metrics["horizons"]}
     text = (f"{metric} of {metrics['model']} from each cutoff (users evaluated)\n"
             + table(rows, ["cutoff", "run", *horizons])
-            + "\n\npooled over the cutoffs' evaluations ("
-            + ", ".join(f"{h}: {u} distinct users" for h, u in users.items()) + ")\n"
+            + "\n\npooled over the cutoffs' evaluations (distinct users: "
+            + ", ".join(f"{h} {u}" for h, u in users.items()) + ")\n"
             + metrics_table({**metrics, "horizons": horizons}))
     light = [h for h in metrics["horizons"] if h.endswith(LIGHT)]
     if light and metrics.get("versus", {}).get("ratios"):
