@@ -203,7 +203,8 @@ def test_backtest_runs_each_cutoff_then_shows_them_pooled(qtbot, view, shop, tmp
     assert log.count("finished in") == 2, "both runs' lines stay in one log"
     assert "Backtest finished" in view.summary_label.text()
     assert view.backtest_box is not None and view.backtest_box.isVisible()
-    assert view.backtest_box.windowTitle().startswith("Backtest of test-shop: 2 cutoffs")
+    title = view.backtest_box.windowTitle()
+    assert title.startswith("Backtest of test-shop: ") and title.endswith("(2 cutoffs)")
     assert "ndcg@10 of vae ÷ each baseline" in view.backtest_box.findChild(
         QPlainTextEdit).toPlainText()
     view.backtest_box.close()

@@ -103,8 +103,8 @@ def pooled(runs: Sequence[RunResult]) -> dict[str, Any]:
         for name, by_h in hits.items()}
     metric = f"ndcg@{max(ks)}"
     out: dict[str, Any] = {
-        "cutoff": f"{len(runs)} cutoffs, " + " … ".join(
-            str(r.metrics["cutoff"])[:10] for r in (runs[0], runs[-1])),
+        "cutoff": " … ".join(str(r.metrics["cutoff"])[:10] for r in (runs[0], runs[-1]))
+        + f" ({len(runs)} cutoffs)",
         "horizons": horizons, "k": ks, "model": main, "results": results,
         "cutoffs": [{"cutoff": r.metrics["cutoff"], "run": r.run.id,
                      "users": {h: len(r.hits[main][h].users) for h in first["horizons"]},
