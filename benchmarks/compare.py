@@ -15,7 +15,8 @@ evaluation; the paired intervals then resample users whole.
     python benchmarks/compare.py [--datasets ml-100k ...] [--models vae ease ...]
                                  [--seeds 0 1 2] [--pairs vae:time/ease:plain ...]
                                  [--cutoffs 0.6 0.7 0.8] [--variants time]
-                                 [--light-users 3] [--out docs/results.md]
+                                 [--light-users 3] [--set recommender.window=90d]
+                                 [--out docs/results.md]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import numpy as np
 
 from penchant.errors import PenchantError
 from penchant.metrics import ListHits
-from penchant.pipeline import build_pipeline, read_document
+from penchant.pipeline import apply_overrides, build_pipeline, read_document
 from penchant.plugins import default_registry
 from penchant.report import LIGHT, ratio_cell
 from penchant.runner import Runner
@@ -153,9 +154,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--light-users", type=int, metavar="N",
                         help="also pair the variants over users with at most N training "
                              "events ([evaluation] light_users)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a key in every variant's pipeline, as penchant run "
+                             "--set does (e.g. evaluation.validation=0.2; hybrid keys such as "
+                             "recommender.window=90d exist in the time variant only: add "
+                             "--variants time)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    try:
+        apply_overrides({}, args.set)
+    except PenchantError as exc:
+        parser.error(str(exc))
     cutoffs = "" if args.cutoffs == [0.8] else f" --cutoffs {' '.join(map(str, args.cutoffs))}"
+    cutoffs += "".join(f" --set {kv}" for kv in args.set)
     lines = [f"Measured {date.today()} with `python benchmarks/compare.py "
              f"--seeds {' '.join(map(str, args.seeds))}{cutoffs}` on 2 CPU cores; mean over seeds "
              "(± spread = max − min). \"time\" = interactions decayed with the dataset's "
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 for timed in [v == "time" for v in args.variants]:
                     runs = []
-                    doc = variant_doc(base, dataset, model, timed)
+                    doc = apply_overrides(variant_doc(base, dataset, model, timed), args.set)
                     if args.light_users is not None:
                         doc["evaluation"]["light_users"] = args.light_users
                     for seed in args.seeds:
