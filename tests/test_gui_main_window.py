@@ -54,6 +54,7 @@ def test_shortcuts_are_the_usual_ones(window) -> None:
     assert shortcuts["&Save"] == QKeySequence(QKeySequence.StandardKey.Save)
     assert shortcuts["&Run"] == QKeySequence("Ctrl+R")
     assert shortcuts["&Stop"] == QKeySequence("Ctrl+.")
+    assert shortcuts["&Backtest"] == QKeySequence("Ctrl+B")
 
 
 def test_a_malformed_file_opens_with_the_error_on_its_field(window, tmp_path) -> None:
@@ -93,6 +94,17 @@ def test_a_run_from_the_builder_lands_in_the_runs_table(qtbot, window, shop, tmp
     assert ended.args[1] == "finished"
     assert window.store.run(ended.args[0]).status == "finished"
     qtbot.waitUntil(lambda: window.runs.proxy.rowCount() == 1, timeout=5000)
+
+
+def test_backtest_from_the_menu_asks_for_cutoffs_first(window, shop, tmp_path) -> None:
+    from conftest import write_pipeline
+
+    assert window.open_path(write_pipeline(shop, tmp_path, epochs=1))
+    window.backtest_action.trigger()
+    assert window.pages.currentIndex() == PAGES.index("Training")
+    assert not window.training.running
+    assert "Type two or more cutoffs" in window.training.stage_label.text()
+    assert window.store.runs() == []
 
 
 def test_retrain_with_feedback_opens_the_pipeline_in_the_builder(window) -> None:

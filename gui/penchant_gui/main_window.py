@@ -117,6 +117,8 @@ class MainWindow(QMainWindow):
         self.run_action = self._action(run_menu, "&Run", QKeySequence("Ctrl+R"), self.run)
         self.stop_action = self._action(run_menu, "&Stop", QKeySequence("Ctrl+."),
                                         self.training.stop)
+        self.backtest_action = self._action(run_menu, "&Backtest", QKeySequence("Ctrl+B"),
+                                            self.backtest)
         view_menu = self.menuBar().addMenu("&View")
         for i, name in enumerate(PAGES):
             self._action(view_menu, name, QKeySequence(f"Ctrl+{i + 1}"),
@@ -232,17 +234,36 @@ class MainWindow(QMainWindow):
             return None
 
     def run(self) -> None:
+        pipeline = self._runnable()
+        if pipeline is not None:
+            self.training.start(pipeline)
+
+    def backtest(self) -> None:
+        """The backtest from the cutoffs typed on the Training page; with none typed yet,
+        the cursor goes there."""
+        if self._runnable() is None:
+            return
+        if self.training.cutoffs_edit.text().strip():
+            self.training.backtest_button.click()
+        else:
+            self.training.cutoffs_edit.setFocus()
+            self.training.stage_label.setText("Type two or more cutoffs beside Backtest, "
+                                              "e.g. 0.6 0.7 0.8")
+
+    def _runnable(self) -> Pipeline | None:
+        """The pipeline to run, on the Training page; None while a run goes (the page
+        shows it) or while the pipeline has problems (shown, on the Pipeline page)."""
         if self.training.running:
             self.nav.setCurrentRow(PAGES.index("Training"))
-            return
+            return None
         pipeline = self.current_pipeline()
         if pipeline is None:
             self.nav.setCurrentRow(0)
             self.show_error("The pipeline cannot run yet",
                             "\n".join(self.builder.document.problems(self.registry)))
-            return
+            return None
         self.nav.setCurrentRow(PAGES.index("Training"))
-        self.training.start(pipeline)
+        return pipeline
 
     def _runs_changed(self) -> None:
         """A run ended: every view of the store shows it."""
