@@ -239,16 +239,10 @@ class MainWindow(QMainWindow):
             self.training.start(pipeline)
 
     def backtest(self) -> None:
-        """The backtest from the cutoffs typed on the Training page; with none typed yet,
-        the cursor goes there."""
-        if self._runnable() is None:
-            return
-        if self.training.cutoffs_edit.text().strip():
-            self.training.backtest_button.click()
-        else:
-            self.training.cutoffs_edit.setFocus()
-            self.training.stage_label.setText("Type two or more cutoffs beside Backtest, "
-                                              "e.g. 0.6 0.7 0.8")
+        """The backtest from the cutoffs typed on the Training page."""
+        pipeline = self._runnable()
+        if pipeline is not None:
+            self.training.backtest(pipeline)
 
     def _runnable(self) -> Pipeline | None:
         """The pipeline to run, on the Training page; None while a run goes (the page

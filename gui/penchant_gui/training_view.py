@@ -363,25 +363,28 @@ class TrainingView(QWidget):
 
     def _backtest_clicked(self) -> None:
         pipeline = self._provided()
-        if pipeline is None:
-            return
+        if pipeline is not None:
+            self.backtest(pipeline)
+
+    def backtest(self, pipeline: Pipeline) -> None:
+        """Run ``pipeline`` from each cutoff typed beside the button, one run after
+        another, then pool them; with none typed yet, the cursor goes there."""
         # Each cutoff read as --set reads a value: a quantile is a number, a date a date.
         words = self.cutoffs_edit.text().replace(",", " ").split()
+        if not words:
+            self.cutoffs_edit.setFocus()
+            self.stage_label.setText("Type two or more cutoffs beside Backtest, e.g. 0.6 0.7 0.8")
+            return
         try:
             pipelines = cutoff_pipelines(pipeline, [parse_value(w) for w in words],
                                          self.registry, where="Cutoffs")
         except PenchantError as exc:
             self._show_error("The backtest cannot start", str(exc))
             return
-        self.backtest(pipelines, pipeline.name)
-
-    def backtest(self, pipelines: list[Pipeline], name: str) -> None:
-        """Run ``pipelines`` (pipeline ``name`` once per cutoff, from
-        :func:`penchant.backtest.cutoff_pipelines`) one after another, then pool them."""
-        self._backtest_name = name
+        self._backtest_name = pipeline.name
         self.last_backtest = None
         self._backtest_runs = []
-        self._backtest_queue = list(pipelines[1:])
+        self._backtest_queue = pipelines[1:]
         self.start(pipelines[0])
 
     def start(self, pipeline: Pipeline) -> None:
